@@ -1,0 +1,53 @@
+# flagstage: staged feature rollouts on Kubernetes.
+# `make help` lists the targets. Everything installs into .venv; nothing is installed by hand.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+STAMP := $(VENV)/.installed-stamp
+EXAMPLE ?= manifests/examples/six-week-rollout.yaml
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## List the targets and what they do
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -e '.[dev,operator,app]'
+	touch $@
+
+.PHONY: install
+install: $(STAMP) ## Create .venv and install flagstage with every extra
+
+.PHONY: run
+run: $(STAMP) ## Show the plan of the example six-week rollout
+	$(VENV)/bin/flagstage plan $(EXAMPLE)
+
+.PHONY: test
+test: $(STAMP) ## Run the whole test suite
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+.PHONY: lint
+lint: $(STAMP) ## Check formatting, lint rules and types (ruff, mypy)
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+.PHONY: fmt
+fmt: $(STAMP) ## Format the code and fix what ruff can fix
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+.PHONY: bench
+bench: $(STAMP) ## Run the benchmarks under bench/ and print their figures
+	$(PY) bench/bench_evaluation.py
+
+.PHONY: clean
+clean: ## Remove the virtualenv and caches (keeps the control-plane binary cache)
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
