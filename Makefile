@@ -20,6 +20,10 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet -e '.[dev,operator,app]'
+	# The source roots go on sys.path directly, so packages added later import without a
+	# reinstall (the editable finder only maps the packages that existed when it was built).
+	printf '%s\n' $(CURDIR)/src $(CURDIR)/operator $(CURDIR)/app \
+		> $$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/flagstage-src.pth
 	touch $@
 
 .PHONY: install

@@ -1,0 +1,1 @@
+"""The customer-insights API: the reference workload that reads flagstage toggles live."""

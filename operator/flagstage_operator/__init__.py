@@ -1,0 +1,1 @@
+"""flagstage operator: reconciles FeatureRollouts into ConfigMaps, status and reloads (kopf)."""
