@@ -1,0 +1,63 @@
+"""FastAPI dependencies shared by the routers: settings, database sessions, the tenant.
+
+Sessions are opened per request and closed after it; a handler that writes commits its own
+transaction. The tenant comes only from the `X-Customer-ID` header, checked against the same
+pattern the rollout core uses for tenant ids, so a request never reaches SQL without one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated, cast
+
+from fastapi import Depends, Header, Request
+from sqlalchemy.orm import Session, sessionmaker
+
+from flagstage.validation import TENANT_ID
+from flagstage_app.errors import TenantError
+from flagstage_app.settings import Settings
+
+TENANT_HEADER = "X-Customer-ID"
+
+
+def get_settings(request: Request) -> Settings:
+    return cast(Settings, request.app.state.settings)
+
+
+def get_session_factory(request: Request) -> sessionmaker[Session]:
+    return cast(sessionmaker[Session], request.app.state.session_factory)
+
+
+def get_session(
+    factory: Annotated[sessionmaker[Session], Depends(get_session_factory)],
+) -> Iterator[Session]:
+    with factory() as session:
+        yield session
+
+
+def check_tenant(value: str | None) -> str:
+    """`value` as a tenant id, or a `TenantError` naming the header and the rule."""
+    if value is None or value == "":
+        raise TenantError(
+            f"the {TENANT_HEADER} header is missing; send the customer id the data belongs to",
+            status_code=401,
+        )
+    if not TENANT_ID.fullmatch(value):
+        raise TenantError(
+            f"the {TENANT_HEADER} header {value[:40]!r} is not a valid customer id: use 1-128 "
+            "letters, digits, '.', '_', ':' or '-', starting and ending with a letter or digit",
+            status_code=400,
+        )
+    return value
+
+
+def get_tenant(
+    x_customer_id: Annotated[str | None, Header(alias=TENANT_HEADER)] = None,
+) -> str:
+    """FastAPI dependency: the validated tenant of the request."""
+    return check_tenant(x_customer_id)
+
+
+Tenant = Annotated[str, Depends(get_tenant)]
+DbSession = Annotated[Session, Depends(get_session)]
+AppSettings = Annotated[Settings, Depends(get_settings)]

@@ -1,0 +1,1 @@
+"""The HTTP routers of the insights API, one module per area."""
