@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from flagstage.bucketing import hash_limit, tenant_hash
 from flagstage.graph import transitive_requirements
 from flagstage.rendering import parse_features_document, reaches_of
 from flagstage.state import FeatureState, Reach
@@ -29,7 +30,11 @@ class _TenantGate:
     __slots__ = ("_cache", "_checks")
 
     def __init__(self, checks: Sequence[tuple[str, Reach]]) -> None:
-        self._checks = tuple(checks)
+        # Each check is (feature, hash limit, named tenants): the same test as
+        # `Reach.includes`, with the percentage turned into a hash limit once, up front.
+        self._checks = tuple(
+            (name, hash_limit(reach.percentage), frozenset(reach.ids)) for name, reach in checks
+        )
         self._cache: dict[str, bool] = {}
 
     def __call__(self, tenant: str | None) -> bool:
@@ -39,7 +44,11 @@ class _TenantGate:
             return self._cache[tenant]
         except KeyError:
             pass
-        result = all(reach.includes(name, tenant) for name, reach in self._checks)
+        result = True
+        for name, limit, ids in self._checks:
+            if tenant not in ids and tenant_hash(name, tenant) >= limit:
+                result = False
+                break
         # Bounded: a flood of made-up tenant ids must not grow memory without limit.
         if len(self._cache) >= TENANT_CACHE_SIZE:
             self._cache.clear()
