@@ -245,8 +245,20 @@ def cmd_render(args: argparse.Namespace, out: TextIO) -> int:
     if args.output == "json":
         _emit_json(config_map, out)
     else:
-        out.write(yaml.safe_dump(config_map, sort_keys=False, width=100))
+        out.write(yaml.dump(config_map, Dumper=_BlockDumper, sort_keys=False, width=100))
     return EXIT_OK
+
+
+class _BlockDumper(yaml.SafeDumper):
+    """Writes multi-line strings (the JSON files) as literal blocks people can read."""
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_BlockDumper.add_representer(str, _represent_str)
 
 
 def build_parser() -> argparse.ArgumentParser:
