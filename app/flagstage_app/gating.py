@@ -13,6 +13,7 @@ from fastapi import Request
 
 from flagstage.snapshot import Snapshot
 from flagstage.state import NOBODY, FeatureState
+from flagstage_app.toggles.serving import request_toggles
 
 TEMPORAL_ANALYSIS = "temporal_analysis"
 
@@ -41,5 +42,9 @@ def default_toggles() -> Snapshot:
 
 
 def get_toggles(request: Request) -> ToggleProvider:
-    """FastAPI dependency: the toggles installed on the app (`app.state.toggles`)."""
-    return cast(ToggleProvider, request.app.state.toggles)
+    """FastAPI dependency: the toggles installed on the app (`app.state.toggles`).
+
+    With the live store installed, this is the one snapshot the request was pinned to, so a
+    config swap in the middle of a request never mixes two configurations.
+    """
+    return cast(ToggleProvider, request_toggles(request))

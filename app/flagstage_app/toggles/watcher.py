@@ -27,7 +27,6 @@ from pathlib import Path
 from flagstage.errors import ConfigError
 from flagstage.rendering import FEATURES_KEY, parse_features_document
 from flagstage.snapshot import Snapshot
-from flagstage_app.toggles import metrics
 from flagstage_app.toggles.catalog import FEATURES, FeatureSpec
 from flagstage_app.toggles.inotify import (
     IN_ATTRIB,
@@ -44,6 +43,7 @@ from flagstage_app.toggles.inotify import (
     Inotify,
 )
 from flagstage_app.toggles.layering import EnvOverrides, build_snapshot, read_env_overrides
+from flagstage_app.toggles.metrics import ToggleMetrics
 from flagstage_app.toggles.mount import Layout, MountChurnError, read_mount
 
 logger = logging.getLogger(__name__)
@@ -115,7 +115,9 @@ class LiveToggles:
         poll_interval_seconds: float = POLL_INTERVAL_SECONDS,
         use_inotify: bool = True,
         key: str = FEATURES_KEY,
+        metrics: ToggleMetrics | None = None,
     ) -> None:
+        self.metrics = metrics if metrics is not None else ToggleMetrics()
         self._directory = Path(directory) if directory is not None else None
         self._catalog = tuple(catalog)
         self._env: EnvOverrides = read_env_overrides(
@@ -279,8 +281,8 @@ class LiveToggles:
         self._loaded_from = f"{directory / self._key} ({read.version})"
         self._last_reload_at = datetime.now(UTC)
         self._reload_count += 1
-        metrics.CONFIG_RELOADS.inc()
-        metrics.CONFIG_LOADED_TIMESTAMP.set(self._last_reload_at.timestamp())
+        self.metrics.reloads.inc()
+        self.metrics.loaded_timestamp.set(self._last_reload_at.timestamp())
         logger.info(
             "toggles: loaded config %s (stage %s, generation %s) from %s",
             snapshot.config_hash,
@@ -292,7 +294,7 @@ class LiveToggles:
 
     def _refuse(self, version: str, reason: str, text: bytes) -> None:
         self._refused_count += 1
-        metrics.CONFIG_REFUSED.inc()
+        self.metrics.refused.inc()
         excerpt = text[:REFUSED_EXCERPT_CHARS].decode(errors="replace")
         self._last_refused = RefusedConfig(
             version, reason, datetime.now(UTC), _claimed_hash(text), excerpt
@@ -313,7 +315,7 @@ class LiveToggles:
                 try:
                     self._watch_once(inotify)
                 except Exception as err:
-                    metrics.WATCHER_ERRORS.inc()
+                    self.metrics.watcher_errors.inc()
                     self._last_error = f"{datetime.now(UTC).isoformat()}: {err!r}"
                     logger.exception("toggles: watcher error on %s; carrying on", self._directory)
                     self._stopping.wait(ERROR_BACKOFF_SECONDS)
