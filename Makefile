@@ -33,9 +33,20 @@ install: $(STAMP) ## Create .venv and install flagstage with every extra
 run: $(STAMP) ## Show the plan of the example six-week rollout
 	$(VENV)/bin/flagstage plan $(EXAMPLE)
 
+# The app tests run on SQLite and on this server; outside CI they skip PostgreSQL without it.
+PG_URL_FILE := var/postgres-url
+
+.PHONY: postgres
+postgres: ## Start the local PostgreSQL cluster and create the test role and database
+	@mkdir -p $(dir $(PG_URL_FILE))
+	@scripts/postgres.sh > $(PG_URL_FILE) || { [ "$$CI" != true ] && : > $(PG_URL_FILE) \
+		&& echo "PostgreSQL unavailable: its app tests will be skipped" >&2; }
+	@echo "PostgreSQL for the tests: $$(cat $(PG_URL_FILE))"
+
 .PHONY: test
-test: $(STAMP) ## Run the whole test suite
-	$(PY) -m pytest $(PYTEST_ARGS)
+test: $(STAMP) postgres ## Run the whole test suite
+	FLAGSTAGE_TEST_POSTGRES_URL="$${FLAGSTAGE_TEST_POSTGRES_URL:-$$(cat $(PG_URL_FILE))}" \
+		$(PY) -m pytest $(PYTEST_ARGS)
 
 .PHONY: lint
 lint: $(STAMP) ## Check formatting, lint rules and types (ruff, mypy)

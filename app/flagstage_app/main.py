@@ -16,9 +16,14 @@ from fastapi import FastAPI
 from flagstage_app.db import make_engine, make_session_factory
 from flagstage_app.errors import install_handlers
 from flagstage_app.gating import default_toggles
+from flagstage_app.observability import install_metrics
+from flagstage_app.refreshing import default_refreshers, wait_for_refreshes
+from flagstage_app.routes import ingest, probes, query, refresh
 from flagstage_app.settings import Settings, load_settings
 
 logger = logging.getLogger(__name__)
+
+REFRESH_SHUTDOWN_WAIT_SECONDS = 30.0
 
 LifespanHook = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
@@ -41,6 +46,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             await stack.enter_async_context(hook(app))
         logger.info("insights API ready on %s", app.state.engine.url.render_as_string())
         yield
+    wait_for_refreshes(app, REFRESH_SHUTDOWN_WAIT_SECONDS)
     app.state.engine.dispose()
 
 
@@ -55,9 +61,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.session_factory = make_session_factory(app.state.engine)
     # Replaced by the live store when the features directory is watched.
     app.state.toggles = default_toggles()
+    # Installed by the knowledge base; until then semantic questions get a 503.
+    app.state.semantic_answerer = None
+    app.state.refreshers = default_refreshers()
+    app.state.refresh_threads = []
+    app.state.refreshes_running = {}
     app.state.lifespan_hooks = []
-
-    from flagstage_app.routes import probes
+    install_metrics(app)
 
     app.include_router(probes.router)
+    app.include_router(query.router)
+    app.include_router(ingest.router)
+    app.include_router(refresh.router)
     return app
