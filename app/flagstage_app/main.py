@@ -18,8 +18,9 @@ from flagstage_app.errors import install_handlers
 from flagstage_app.gating import default_toggles
 from flagstage_app.observability import install_metrics
 from flagstage_app.refreshing import default_refreshers, wait_for_refreshes
-from flagstage_app.routes import ingest, probes, query, refresh
+from flagstage_app.routes import ingest, probes, query, refresh, toggle_status
 from flagstage_app.settings import Settings, load_settings
+from flagstage_app.toggles.serving import install_live_toggles
 
 logger = logging.getLogger(__name__)
 
@@ -68,9 +69,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.refreshes_running = {}
     app.state.lifespan_hooks = []
     install_metrics(app)
+    install_live_toggles(app)
 
     app.include_router(probes.router)
     app.include_router(query.router)
     app.include_router(ingest.router)
     app.include_router(refresh.router)
+    app.include_router(toggle_status.router)
     return app

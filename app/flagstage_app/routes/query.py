@@ -26,6 +26,8 @@ from flagstage_app.insights import (
     rank_accounts_by_revenue,
 )
 from flagstage_app.semantic import SemanticAnswerer, SemanticQuery
+from flagstage_app.toggles.metrics import FALLBACK_OFF
+from flagstage_app.toggles.serving import record_fallback
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +97,7 @@ def answer_query(
             return response
 
         logger.info("temporal question of tenant %s falls back: feature off", tenant)
+        record_fallback(request, TEMPORAL_ANALYSIS, FALLBACK_OFF)
         fallback = _semantic(
             request, body, tenant, session, settings, fallback_from=TEMPORAL_ANALYSIS
         )

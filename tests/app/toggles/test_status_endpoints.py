@@ -11,11 +11,10 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from flagstage_app.main import create_app
-from flagstage_app.routes import toggle_status
 from flagstage_app.settings import Settings
 from flagstage_app.toggles import LiveToggles
 from flagstage_app.toggles.kubelet import publish
-from flagstage_app.toggles.serving import CONFIG_HASH_HEADER, install_live_toggles
+from flagstage_app.toggles.serving import CONFIG_HASH_HEADER
 
 Render = Callable[..., dict[str, str]]
 ACME = {"X-Customer-ID": "acme"}
@@ -37,11 +36,7 @@ def make_app(
         settings = Settings(
             database_url=f"sqlite:///{tmp_path / 'app.db'}", features_config_dir=mount
         )
-        app = create_app(settings)
-        if not isinstance(getattr(app.state, "live_toggles", None), LiveToggles):
-            install_live_toggles(app)
-            app.include_router(toggle_status.router)
-        return app
+        return create_app(settings)
 
     return _make
 
@@ -139,3 +134,14 @@ def test_hot_reload_status_shows_a_refused_config_and_keeps_the_good_one(
     metrics = client.get("/metrics").text
     assert "flagstage_app_config_reloads_total 1.0" in metrics
     assert "flagstage_app_config_refused_total 1.0" in metrics
+
+
+def test_a_question_whose_feature_is_off_counts_a_fallback(client: TestClient) -> None:
+    body = {"query": "Which accounts have the highest revenue?", "query_type": "temporal_analysis"}
+    response = client.post("/api/rag-qdrant/query", json=body, headers=ACME)
+    assert response.json()["fallback"]["from"] == "temporal_analysis"
+    metrics = client.get("/metrics").text
+    assert (
+        'flagstage_app_feature_fallbacks_total{feature="temporal_analysis",reason="off"} 1.0'
+        in metrics
+    )
