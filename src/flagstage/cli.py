@@ -293,7 +293,21 @@ def build_parser() -> argparse.ArgumentParser:
     which = render.add_mutually_exclusive_group()
     which.add_argument("--at", metavar="TIME", help="render the stage live at TIME (default now)")
     which.add_argument("--stage", metavar="NAME", help="render the state after stage NAME")
+    _add_cluster_commands(commands)
     return parser
+
+
+def _add_cluster_commands(commands: Any) -> None:
+    """Hook for `promote|pause|resume|rollback NAME`, which talk to a cluster.
+
+    They live in the operator package; without it installed, only the file commands exist.
+    Each sets a `handler` default that `main` prefers over the file commands' table.
+    """
+    try:
+        from flagstage_operator.kubectl import add_commands
+    except ImportError:
+        return
+    add_commands(commands)
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
@@ -301,7 +315,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"validate": cmd_validate, "plan": cmd_plan, "render": cmd_render}
     try:
-        return handlers[args.command](args, out)
+        handler = getattr(args, "handler", None) or handlers[args.command]
+        return int(handler(args, out))
     except SpecError as err:
         sys.stderr.write(f"error: {err}\n")
         return EXIT_REFUSED

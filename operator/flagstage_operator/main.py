@@ -1,0 +1,111 @@
+"""`flagstage-operator`: run the operator against the current cluster.
+
+Connects with the in-cluster ServiceAccount when there is one, else with the kubeconfig
+(`KUBECONFIG` or `~/.kube/config`), the way kubectl does. Serves kopf's liveness probe and the
+Prometheus metrics on ports of their own, so a scrape never competes with the probe.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from collections.abc import Sequence
+
+import kopf
+from kubernetes import client, config
+from prometheus_client import start_http_server
+
+from flagstage_operator import OPERATOR_NAME
+from flagstage_operator.handlers import DEFAULT_TICK_SECONDS, build_registry
+from flagstage_operator.handling import Reconciler
+from flagstage_operator.metrics import Metrics
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_HEALTH_PORT = 8080
+DEFAULT_METRICS_PORT = 8081
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=OPERATOR_NAME,
+        description="Reconcile FeatureRollouts into ConfigMaps, status, Events and reloads.",
+    )
+    scope = parser.add_mutually_exclusive_group()
+    scope.add_argument(
+        "-n",
+        "--namespace",
+        action="append",
+        default=[],
+        metavar="NS",
+        help="watch this namespace (repeatable; glob patterns allowed)",
+    )
+    scope.add_argument(
+        "-A", "--all-namespaces", action="store_true", help="watch every namespace (the default)"
+    )
+    parser.add_argument(
+        "--bind-address",
+        default="0.0.0.0",
+        help="address of the liveness and metrics endpoints (default: 0.0.0.0)",
+    )
+    parser.add_argument(
+        "--health-port",
+        type=int,
+        default=DEFAULT_HEALTH_PORT,
+        help=f"liveness endpoint /healthz port, 0 to disable (default: {DEFAULT_HEALTH_PORT})",
+    )
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=DEFAULT_METRICS_PORT,
+        help=f"Prometheus /metrics port, 0 to disable (default: {DEFAULT_METRICS_PORT})",
+    )
+    parser.add_argument(
+        "--tick-seconds",
+        type=float,
+        default=DEFAULT_TICK_SECONDS,
+        help="how often each rollout is checked for a due stage, in seconds "
+        f"(default: {DEFAULT_TICK_SECONDS:g})",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log every reconcile step")
+    return parser
+
+
+def api_client() -> client.ApiClient:
+    """An API client as kubectl would connect: in-cluster first, then the kubeconfig."""
+    if os.environ.get("KUBERNETES_SERVICE_HOST") and not os.environ.get("KUBECONFIG"):
+        config.load_incluster_config()  # type: ignore[no-untyped-call]
+        return client.ApiClient()
+    kubeconfig = os.environ.get("KUBECONFIG")
+    api: client.ApiClient = config.new_client_from_config(config_file=kubeconfig)  # type: ignore[no-untyped-call]
+    return api
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    kopf.configure(verbose=args.verbose, log_prefix=True)
+
+    metrics = Metrics()
+    if args.metrics_port:
+        start_http_server(args.metrics_port, addr=args.bind_address, registry=metrics.registry)
+        logger.info("metrics on http://%s:%s/metrics", args.bind_address, args.metrics_port)
+    liveness = (
+        f"http://{args.bind_address}:{args.health_port}/healthz" if args.health_port else None
+    )
+
+    reconciler = Reconciler(api_client(), metrics=metrics)
+    registry = build_registry(reconciler, tick_seconds=args.tick_seconds)
+    namespaces = args.namespace
+    kopf.run(
+        registry=registry,
+        standalone=True,
+        clusterwide=not namespaces,
+        namespaces=namespaces,
+        liveness_endpoint=liveness,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
