@@ -20,6 +20,7 @@ from flagstage_operator import OPERATOR_NAME
 from flagstage_operator.handlers import DEFAULT_TICK_SECONDS, build_registry
 from flagstage_operator.handling import Reconciler
 from flagstage_operator.metrics import Metrics
+from flagstage_operator.webhook import WebhookOptions, register_webhook
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +69,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="how often each rollout is checked for a due stage, in seconds "
         f"(default: {DEFAULT_TICK_SECONDS:g})",
     )
+    webhook = parser.add_argument_group(
+        "admission webhook", "serve the validating webhook (needs --webhook-port, -cert, -key)"
+    )
+    webhook.add_argument("--webhook-port", type=int, help="HTTPS port of the webhook")
+    webhook.add_argument("--webhook-cert", help="serving certificate (PEM)")
+    webhook.add_argument("--webhook-key", help="private key of the certificate (PEM)")
+    webhook.add_argument("--webhook-ca", help="CA the API server trusts for it (PEM)")
+    webhook.add_argument(
+        "--webhook-address", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)"
+    )
+    webhook.add_argument(
+        "--webhook-host", help="host name or IP the API server calls (default: the address)"
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log every reconcile step")
     return parser
 
@@ -96,6 +110,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     reconciler = Reconciler(api_client(), metrics=metrics)
     registry = build_registry(reconciler, tick_seconds=args.tick_seconds)
+    if args.webhook_port:
+        if not (args.webhook_cert and args.webhook_key):
+            build_parser().error("--webhook-port needs --webhook-cert and --webhook-key")
+        options = WebhookOptions(
+            port=args.webhook_port,
+            certfile=args.webhook_cert,
+            pkeyfile=args.webhook_key,
+            cafile=args.webhook_ca,
+            addr=args.webhook_address,
+            host=args.webhook_host,
+        )
+        register_webhook(registry, options)
     namespaces = args.namespace
     kopf.run(
         registry=registry,
