@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from flagstage_app.db import make_engine, make_session_factory
 from flagstage_app.errors import install_handlers
 from flagstage_app.gating import default_toggles
+from flagstage_app.knowledge import install_knowledge_base
 from flagstage_app.observability import install_metrics
 from flagstage_app.refreshing import default_refreshers, wait_for_refreshes
 from flagstage_app.routes import ingest, probes, query, refresh, toggle_status
@@ -70,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.lifespan_hooks = []
     install_metrics(app)
     install_live_toggles(app)
+    install_knowledge_base(app)
 
     app.include_router(probes.router)
     app.include_router(query.router)

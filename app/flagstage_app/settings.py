@@ -27,6 +27,11 @@ class Settings(BaseSettings):
     qdrant_url: str | None = Field(
         default=None, description="Qdrant server; unset means Qdrant's embedded local mode."
     )
+    qdrant_path: str | None = Field(
+        default=None,
+        description="Where local mode keeps its data (a directory, or :memory:); unset means a "
+        "`qdrant` directory beside the SQLite database, or ./var/qdrant.",
+    )
     openai_api_key: SecretStr | None = Field(
         default=None, description="OpenAI key; unset means the offline embedder and answers."
     )

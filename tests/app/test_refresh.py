@@ -8,7 +8,13 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from flagstage_app.models import HealthScore, MonthlyRevenue
-from flagstage_app.refreshing import RefreshContext, refresh_customer_data, register_refresher
+from flagstage_app.refreshing import (
+    RAG_KNOWLEDGE_BASE,
+    RefreshContext,
+    refresh_customer_data,
+    refresh_knowledge_base_unavailable,
+    register_refresher,
+)
 from sqlalchemy import delete, select
 
 from tests.app.conftest import ADMIN, ask, csv_body, upload, wait_for_job
@@ -142,8 +148,9 @@ def test_health_scores_follow_the_documented_formula(client: TestClient, app: Fa
 
 
 def test_the_knowledge_base_refresh_fails_clearly_until_one_is_installed(
-    client: TestClient,
+    app: FastAPI, client: TestClient
 ) -> None:
+    app.state.refreshers[RAG_KNOWLEDGE_BASE] = refresh_knowledge_base_unavailable
     job = client.post("/api/refresh-data/rag_knowledge_base", headers=ADMIN).json()["job"]
 
     finished = wait_for_job(client, job["id"])

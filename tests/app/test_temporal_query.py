@@ -106,6 +106,7 @@ def test_when_temporal_analysis_is_off_the_question_falls_back_and_says_so(
 ) -> None:
     load_example(client)
     app.state.toggles = toggles_with(temporal_analysis=False)
+    app.state.semantic_answerer = None  # a deployment without the knowledge base
 
     reply = ask(client, "acme", QUESTION)
 
@@ -164,8 +165,9 @@ def test_an_installed_semantic_answerer_serves_the_fallback_and_semantic_questio
 
 
 def test_semantic_questions_without_a_knowledge_base_are_refused_with_503(
-    client: TestClient,
+    app: FastAPI, client: TestClient
 ) -> None:
+    app.state.semantic_answerer = None
     response = client.post(
         "/api/rag-qdrant/query",
         json={"query": "anything", "query_type": "semantic"},
