@@ -33,6 +33,10 @@ install: $(STAMP) ## Create .venv and install flagstage with every extra
 run: $(STAMP) ## Show the plan of the example six-week rollout
 	$(VENV)/bin/flagstage plan $(EXAMPLE)
 
+.PHONY: controlplane
+controlplane: ## Build or verify kube-apiserver, etcd, kubectl and helm for the kube tests (cached)
+	bash tests/controlplane/build.sh
+
 # The app tests run on SQLite and on this server; outside CI they skip PostgreSQL without it.
 PG_URL_FILE := var/postgres-url
 
@@ -44,7 +48,7 @@ postgres: ## Start the local PostgreSQL cluster and create the test role and dat
 	@echo "PostgreSQL for the tests: $$(cat $(PG_URL_FILE))"
 
 .PHONY: test
-test: $(STAMP) postgres ## Run the whole test suite
+test: $(STAMP) controlplane postgres ## Run the whole test suite
 	FLAGSTAGE_TEST_POSTGRES_URL="$${FLAGSTAGE_TEST_POSTGRES_URL:-$$(cat $(PG_URL_FILE))}" \
 		$(PY) -m pytest $(PYTEST_ARGS)
 

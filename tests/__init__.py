@@ -1,0 +1,1 @@
+"""flagstage's tests; a package so that shared helpers import as `tests.<folder>.<module>`."""
