@@ -1,0 +1,236 @@
+"""The Helm chart lints, renders what each setting promises, and refuses values it cannot use.
+
+These tests only render (`helm lint`, `helm template`); test_chart_on_apiserver.py sends the
+result to a real API server.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.delivery.conftest import CHART, CI_VALUES, CRD, REPO, Helm, find_object
+
+VALUE_SETS = [pytest.param((), id="defaults")] + [
+    pytest.param((path,), id=path.name.removesuffix("-values.yaml")) for path in CI_VALUES
+]
+DNS_LABEL_MAX = 63
+
+
+def pod_specs(objects: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+    """(kind/name, pod spec) of every Pod and pod template among `objects`."""
+    specs = []
+    for obj in objects:
+        where = f"{obj['kind']}/{obj['metadata']['name']}"
+        if obj["kind"] == "Pod":
+            specs.append((where, obj["spec"]))
+        elif obj["kind"] in {"Deployment", "StatefulSet", "DaemonSet", "Job"}:
+            specs.append((where, obj["spec"]["template"]["spec"]))
+    return specs
+
+
+def test_ci_values_cover_the_scopes_and_the_app() -> None:
+    names = {path.name for path in CI_VALUES}
+
+    assert {
+        "all-namespaces-values.yaml",
+        "single-namespace-values.yaml",
+        "with-app-values.yaml",
+    } <= names
+
+
+@pytest.mark.parametrize("values", VALUE_SETS)
+def test_chart_lints_strictly(helm: Helm, values: tuple[Path, ...]) -> None:
+    args = ["lint", "--strict", str(CHART), *(f"--values={path}" for path in values)]
+
+    result = helm.run(*args, check=False)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_chart_crd_is_the_generated_one() -> None:
+    chart_crd = CHART / "crds" / CRD.name
+
+    assert chart_crd.read_bytes() == CRD.read_bytes(), (
+        f"{chart_crd.relative_to(REPO)} is stale: cp {CRD.relative_to(REPO)} "
+        f"{chart_crd.relative_to(REPO)}"
+    )
+
+
+@pytest.mark.parametrize("values", VALUE_SETS)
+def test_every_pod_meets_the_restricted_standard_and_has_resources(
+    helm: Helm, values: tuple[Path, ...]
+) -> None:
+    objects = helm.objects(values=values)
+
+    specs = pod_specs(objects)
+    assert specs
+    for where, spec in specs:
+        pod = spec["securityContext"]
+        assert pod["runAsNonRoot"] is True, where
+        assert pod["seccompProfile"] == {"type": "RuntimeDefault"}, where
+        for container in spec["containers"]:
+            context = container["securityContext"]
+            assert context["allowPrivilegeEscalation"] is False, where
+            assert context["readOnlyRootFilesystem"] is True, where
+            assert context["capabilities"]["drop"] == ["ALL"], where
+            assert set(container["resources"]) == {"requests", "limits"}, where
+            assert not any("subPath" in mount for mount in container.get("volumeMounts", []))
+
+
+def test_default_install_watches_every_namespace_with_a_cluster_role(helm: Helm) -> None:
+    objects = helm.objects()
+
+    operator = find_object(objects, "Deployment", "flagstage")
+    args = operator["spec"]["template"]["spec"]["containers"][0]["args"]
+    binding = find_object(objects, "ClusterRoleBinding")
+    assert "--all-namespaces" in args
+    assert not any(arg.startswith("--namespace") for arg in args)
+    assert not [obj for obj in objects if obj["kind"] in {"Role", "RoleBinding"}]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "flagstage", "namespace": "flagstage-system"}
+    ]
+
+
+def test_watched_namespaces_get_a_role_each_and_nothing_cluster_wide(helm: Helm) -> None:
+    objects = helm.objects(settings=["watchNamespaces={shop,insights}"])
+
+    operator = find_object(objects, "Deployment", "flagstage")
+    args = operator["spec"]["template"]["spec"]["containers"][0]["args"]
+    roles = {obj["metadata"]["namespace"] for obj in objects if obj["kind"] == "Role"}
+    bindings = {obj["metadata"]["namespace"] for obj in objects if obj["kind"] == "RoleBinding"}
+    assert args[:2] == ["--namespace=shop", "--namespace=insights"]
+    assert "--all-namespaces" not in args
+    assert roles == bindings == {"shop", "insights"}
+    assert not [obj for obj in objects if obj["kind"].startswith("Cluster")]
+
+
+def test_operator_is_probed_on_healthz_and_scraped_through_its_service(helm: Helm) -> None:
+    objects = helm.objects(settings=["operator.healthPort=9080", "operator.metricsPort=9081"])
+
+    operator = find_object(objects, "Deployment", "flagstage")
+    container = operator["spec"]["template"]["spec"]["containers"][0]
+    ports = {port["name"]: port["containerPort"] for port in container["ports"]}
+    service = find_object(objects, "Service", "flagstage-metrics")
+    assert ports == {"health": 9080, "metrics": 9081}
+    assert {"--health-port=9080", "--metrics-port=9081"} <= set(container["args"])
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert service["spec"]["ports"][0]["targetPort"] == "metrics"
+    assert service["spec"]["selector"] == operator["spec"]["selector"]["matchLabels"]
+    # One operator at a time: the old pod is gone before the new one reconciles.
+    assert operator["spec"]["strategy"] == {"type": "Recreate"}
+
+
+def test_app_mounts_its_rollouts_config_map_as_a_directory(helm: Helm) -> None:
+    objects = helm.objects(settings=["app.enabled=true", "app.featuresConfigMap=shop-features"])
+
+    app = find_object(objects, "Deployment", "flagstage-app")
+    spec = app["spec"]["template"]["spec"]
+    container = spec["containers"][0]
+    volume = next(volume for volume in spec["volumes"] if "configMap" in volume)
+    mount = next(mount for mount in container["volumeMounts"] if mount["name"] == volume["name"])
+    env = {item["name"]: item.get("value") for item in container["env"]}
+    service = find_object(objects, "Service", "flagstage-app")
+    assert volume["configMap"] == {"name": "shop-features", "optional": True}
+    assert env["FEATURES_CONFIG_DIR"] == mount["mountPath"]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert service["spec"]["selector"] == app["spec"]["selector"]["matchLabels"]
+    operator = find_object(objects, "Deployment", "flagstage")
+    assert app["spec"]["selector"] != operator["spec"]["selector"]
+
+
+def test_service_monitor_selects_the_metrics_service(helm: Helm) -> None:
+    objects = helm.objects(settings=["metrics.serviceMonitor.enabled=true"])
+
+    monitor = find_object(objects, "ServiceMonitor")
+    service = find_object(objects, "Service", "flagstage-metrics")
+    selected = monitor["spec"]["selector"]["matchLabels"]
+    assert selected.items() <= service["metadata"]["labels"].items()
+    assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
+
+
+def test_helm_test_fetches_the_operators_metrics(helm: Helm) -> None:
+    objects = helm.objects()
+
+    pod = find_object(objects, "Pod")
+    assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    assert pod["spec"]["containers"][0]["command"][-1] == (
+        "http://flagstage-metrics.flagstage-system.svc:8081/metrics"
+    )
+
+
+def test_names_of_a_long_release_fit_in_a_dns_label(helm: Helm) -> None:
+    release = "r" * 53  # the longest release name Helm accepts
+
+    objects = helm.objects(release=release, settings=["app.enabled=true"])
+
+    for obj in objects:
+        if obj["kind"] in {"Service", "Deployment"}:
+            assert len(obj["metadata"]["name"]) <= DNS_LABEL_MAX, obj["metadata"]["name"]
+        for value in obj["metadata"].get("labels", {}).values():
+            assert len(value) <= DNS_LABEL_MAX, value
+
+
+def test_image_digest_wins_over_the_tag(helm: Helm) -> None:
+    digest = "sha256:" + "ab" * 32
+
+    objects = helm.objects(settings=[f"image.digest={digest}", "image.tag=ignored"])
+
+    operator = find_object(objects, "Deployment", "flagstage")
+    image = operator["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert image == f"ghcr.io/flagstage/flagstage-operator@{digest}"
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("replicaCount=2", "at '/replicaCount': maximum: got 2, want 1"),
+        ("image.pullPolicy=Sometimes", "at '/image/pullPolicy': value must be one of"),
+        ("watchNamespaces={Team_A}", "at '/watchNamespaces/0'"),
+        ("operator.tickSeconds=0", "at '/operator/tickSeconds'"),
+        ("operator.metricsPort=70000", "at '/operator/metricsPort'"),
+        ("operator.logLevel=debug", "additional properties 'logLevel' not allowed"),
+        ("metrics.service.type=Ingress", "at '/metrics/service/type'"),
+        ("image.digest=latest", "at '/image/digest'"),
+        ("app.featuresConfigMap=", "at '/app/featuresConfigMap'"),
+    ],
+)
+def test_schema_refuses_a_bad_value_and_names_it(helm: Helm, setting: str, message: str) -> None:
+    result = helm.template(settings=[setting], check=False)
+
+    assert result.returncode != 0
+    assert message in result.stderr, result.stderr
+
+
+def test_enabling_the_webhook_fails_until_the_operator_serves_one(helm: Helm) -> None:
+    result = helm.template(settings=["webhook.enabled=true"], check=False)
+
+    assert result.returncode != 0
+    assert "the operator does not serve an admission webhook yet" in result.stderr
+
+
+def test_values_file_points_editors_at_the_schema() -> None:
+    first_line = (CHART / "values.yaml").read_text(encoding="utf-8").splitlines()[0]
+
+    assert first_line == "# yaml-language-server: $schema=values.schema.json"
+
+
+def test_schema_describes_every_default_value() -> None:
+    schema = yaml.safe_load((CHART / "values.schema.json").read_text(encoding="utf-8"))
+    values = yaml.safe_load((CHART / "values.yaml").read_text(encoding="utf-8"))
+
+    def undescribed(node: dict[str, Any], data: dict[str, Any], where: str) -> list[str]:
+        missing = []
+        for key, value in data.items():
+            prop = node.get("properties", {}).get(key)
+            if prop is None:
+                missing.append(f"{where}{key}")
+            elif isinstance(value, dict) and prop.get("additionalProperties") is False:
+                missing += undescribed(prop, value, f"{where}{key}.")
+        return missing
+
+    assert undescribed(schema, values, "") == []
