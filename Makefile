@@ -29,9 +29,24 @@ $(STAMP): pyproject.toml
 .PHONY: install
 install: $(STAMP) ## Create .venv and install flagstage with every extra
 
+# The demo: the insights API on seeded data in var/, watching var/features, where a stage of
+# the example rollout is published the way the kubelet projects a ConfigMap. RUN_STAGE=live
+# follows the rollout's schedule; the default has several features on.
+RUN_STAGE ?= week-4
+RUN_HOST ?= 127.0.0.1
+RUN_PORT ?= 8000
+FEATURES_DIR ?= var/features
+
 .PHONY: run
-run: $(STAMP) ## Show the plan of the example six-week rollout
-	$(VENV)/bin/flagstage plan $(EXAMPLE)
+run: $(STAMP) ## Seed var/ once, publish RUN_STAGE (week-4) of the example rollout, serve on :8000
+	$(VENV)/bin/flagstage-app demo --rollout $(EXAMPLE) --stage $(RUN_STAGE) \
+		--features-dir $(FEATURES_DIR) --host $(RUN_HOST) --port $(RUN_PORT)
+
+.PHONY: run-stage
+run-stage: $(STAMP) ## Flip the running demo's toggles live: make run-stage STAGE=week-5
+	@test -n "$(STAGE)" || { echo "name the stage: make run-stage STAGE=week-5" >&2; exit 2; }
+	$(VENV)/bin/flagstage-app features --rollout $(EXAMPLE) --stage $(STAGE) \
+		--features-dir $(FEATURES_DIR)
 
 .PHONY: controlplane
 controlplane: ## Build or verify kube-apiserver, etcd, kubectl and helm for the kube tests (cached)

@@ -385,6 +385,8 @@ def _serve(settings: Settings, host: str, port: int, log_level: str) -> None:
 
     from flagstage_app.main import create_app
 
+    # A server's log is its record of reloads and refreshes; the batch commands stay quiet.
+    logging.getLogger().setLevel(log_level.upper())
     uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level)
 
 
@@ -392,6 +394,7 @@ def cmd_serve(args: argparse.Namespace, console: Console) -> int:
     import uvicorn
 
     if args.reload:
+        logging.getLogger().setLevel(args.log_level.upper())
         # Reloading needs the app by import string; settings then come from the environment.
         if args.database_url:
             os.environ["DATABASE_URL"] = args.database_url
@@ -606,9 +609,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None, *, console: Console | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
-        level=logging.INFO
-        if args.verbose or args.command in ("serve", "demo")
-        else logging.WARNING,
+        level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     out = console or Console()
