@@ -289,7 +289,8 @@ def printer_columns() -> list[dict[str, Any]]:
     return [
         {"name": "Stage", "type": "string", "jsonPath": ".status.stage.name"},
         {"name": "Enabled", "type": "integer", "jsonPath": ".status.enabledCount"},
-        {"name": "Next", "type": "date", "jsonPath": ".status.nextStageAt"},
+        # A date column would print a future time as "<invalid>"; the timestamp reads better.
+        {"name": "Next", "type": "string", "jsonPath": ".status.nextStageAt"},
         {
             "name": "Ready",
             "type": "string",
