@@ -48,6 +48,16 @@ run-stage: $(STAMP) ## Flip the running demo's toggles live: make run-stage STAG
 	$(VENV)/bin/flagstage-app features --rollout $(EXAMPLE) --stage $(STAGE) \
 		--features-dir $(FEATURES_DIR)
 
+# The chart and the kustomize base carry copies of the CRD (Helm and kustomize read no file
+# outside their own directory); tests/delivery fails while a copy differs.
+CRD_FILE := crds/featurerollouts.flagstage.io.yaml
+
+.PHONY: crds
+crds: $(STAMP) ## Regenerate the CRD from the models and copy it into the chart and kustomize base
+	$(PY) -m flagstage_operator.crd
+	cp $(CRD_FILE) charts/flagstage/crds/
+	cp $(CRD_FILE) manifests/base/
+
 .PHONY: controlplane
 controlplane: ## Build or verify kube-apiserver, etcd, kubectl and helm for the kube tests (cached)
 	bash tests/controlplane/build.sh

@@ -1,9 +1,10 @@
 """Fixtures for the delivery tests: the chart, the kustomize overlays and the Dockerfiles.
 
 Rendering needs only the pinned helm (and kubectl for kustomize); applying needs the test API
-server, where the FeatureRollout CRD is installed for real once per run, together with a
-stand-in for the Prometheus Operator's ServiceMonitor CRD so that the chart's ServiceMonitor
-can be dry-run as well. Nothing here runs a pod: there is no kubelet.
+server, where the FeatureRollout CRD is installed for real once per run, together with
+stand-ins for the CRDs of the Prometheus Operator (ServiceMonitor) and cert-manager (Issuer,
+Certificate) so that the chart's optional objects can be dry-run as well. Nothing here runs a
+pod: there is no kubelet.
 """
 
 from __future__ import annotations
@@ -27,29 +28,39 @@ CRD_NAME = "featurerollouts.flagstage.io"
 OVERLAYS = REPO / "manifests" / "overlays"
 COMMAND_TIMEOUT_SECONDS = 60.0
 
-# Only the group, kind and scope of the Prometheus Operator's CRD matter for a dry run.
-SERVICE_MONITOR_CRD = """\
-apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata:
-  name: servicemonitors.monitoring.coreos.com
-spec:
-  group: monitoring.coreos.com
-  scope: Namespaced
-  names:
-    kind: ServiceMonitor
-    listKind: ServiceMonitorList
-    plural: servicemonitors
-    singular: servicemonitor
-  versions:
-    - name: v1
-      served: true
-      storage: true
-      schema:
-        openAPIV3Schema:
-          type: object
-          x-kubernetes-preserve-unknown-fields: true
-"""
+# Stand-ins for CRDs of other projects: only their group, kind and scope matter to a dry run.
+STAND_IN_KINDS = [
+    ("monitoring.coreos.com", "ServiceMonitor"),
+    ("cert-manager.io", "Issuer"),
+    ("cert-manager.io", "Certificate"),
+]
+
+
+def stand_in_crd(group: str, kind: str) -> dict[str, Any]:
+    plural = f"{kind.lower()}s"
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{plural}.{group}"},
+        "spec": {
+            "group": group,
+            "scope": "Namespaced",
+            "names": {"kind": kind, "plural": plural, "singular": kind.lower()},
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "x-kubernetes-preserve-unknown-fields": True,
+                        }
+                    },
+                }
+            ],
+        },
+    }
 
 
 class Helm:
@@ -121,15 +132,13 @@ def kubectl_binary() -> Path:
 
 @pytest.fixture(scope="session")
 def installed_crds(control_plane: ControlPlane) -> str:
-    """The FeatureRollout CRD (and the ServiceMonitor stand-in), installed and established."""
+    """The FeatureRollout CRD and the stand-ins, installed and established."""
     control_plane.kubectl("apply", "--server-side", "-f", str(CRD))
-    control_plane.kubectl("apply", "--server-side", "-f", "-", stdin=SERVICE_MONITOR_CRD)
+    stand_ins = [stand_in_crd(group, kind) for group, kind in STAND_IN_KINDS]
+    control_plane.kubectl("apply", "--server-side", "-f", "-", stdin=yaml.safe_dump_all(stand_ins))
+    names = [f"crd/{crd['metadata']['name']}" for crd in stand_ins]
     control_plane.kubectl(
-        "wait",
-        "--for=condition=Established",
-        "--timeout=30s",
-        f"crd/{CRD_NAME}",
-        "crd/servicemonitors.monitoring.coreos.com",
+        "wait", "--for=condition=Established", "--timeout=30s", f"crd/{CRD_NAME}", *names
     )
     return CRD_NAME
 
@@ -157,6 +166,8 @@ def server_dry_run(plane: ControlPlane, manifests: str) -> subprocess.CompletedP
         "--server-side",
         "--dry-run=server",
         "--field-manager=flagstage-delivery-tests",
+        # The question is whether the server accepts the objects, not who owns which field.
+        "--force-conflicts",
         "-f",
         "-",
         stdin=manifests,

@@ -6,11 +6,13 @@ result to a real API server.
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from cryptography import x509
 
 from tests.delivery.conftest import CHART, CI_VALUES, CRD, REPO, Helm, find_object
 
@@ -39,6 +41,8 @@ def test_ci_values_cover_the_scopes_and_the_app() -> None:
         "all-namespaces-values.yaml",
         "single-namespace-values.yaml",
         "with-app-values.yaml",
+        "with-webhook-values.yaml",
+        "with-cert-manager-values.yaml",
     } <= names
 
 
@@ -55,8 +59,7 @@ def test_chart_crd_is_the_generated_one() -> None:
     chart_crd = CHART / "crds" / CRD.name
 
     assert chart_crd.read_bytes() == CRD.read_bytes(), (
-        f"{chart_crd.relative_to(REPO)} is stale: cp {CRD.relative_to(REPO)} "
-        f"{chart_crd.relative_to(REPO)}"
+        f"{chart_crd.relative_to(REPO)} differs from {CRD.relative_to(REPO)}: run `make crds`"
     )
 
 
@@ -197,6 +200,8 @@ def test_image_digest_wins_over_the_tag(helm: Helm) -> None:
         ("metrics.service.type=Ingress", "at '/metrics/service/type'"),
         ("image.digest=latest", "at '/image/digest'"),
         ("app.featuresConfigMap=", "at '/app/featuresConfigMap'"),
+        ("webhook.port=0", "at '/webhook/port'"),
+        ("webhook.certManager.issuerRef.kind=Secret", "at '/webhook/certManager/issuerRef/kind'"),
     ],
 )
 def test_schema_refuses_a_bad_value_and_names_it(helm: Helm, setting: str, message: str) -> None:
@@ -206,11 +211,64 @@ def test_schema_refuses_a_bad_value_and_names_it(helm: Helm, setting: str, messa
     assert message in result.stderr, result.stderr
 
 
-def test_enabling_the_webhook_fails_until_the_operator_serves_one(helm: Helm) -> None:
-    result = helm.template(settings=["webhook.enabled=true"], check=False)
+def test_webhook_is_served_by_the_operator_behind_its_own_service(helm: Helm) -> None:
+    objects = helm.objects(settings=["webhook.enabled=true", "webhook.port=8443"])
 
-    assert result.returncode != 0
-    assert "the operator does not serve an admission webhook yet" in result.stderr
+    operator = find_object(objects, "Deployment", "flagstage")
+    container = operator["spec"]["template"]["spec"]["containers"][0]
+    service = find_object(objects, "Service", "flagstage-webhook")
+    configuration = find_object(objects, "ValidatingWebhookConfiguration")
+    assert {
+        "--webhook-port=8443",
+        "--webhook-address=0.0.0.0",
+        "--webhook-host=flagstage-webhook.flagstage-system.svc",
+        "--webhook-cert=/etc/flagstage/webhook/tls.crt",
+        "--webhook-key=/etc/flagstage/webhook/tls.key",
+        "--webhook-ca=/etc/flagstage/webhook/ca.crt",
+    } <= set(container["args"])
+    # The registered URL carries the port, so the Service must answer on the pod's port.
+    assert service["spec"]["ports"] == [
+        {"name": "webhook", "port": 8443, "targetPort": "webhook", "protocol": "TCP"}
+    ]
+    assert service["spec"]["selector"] == operator["spec"]["selector"]["matchLabels"]
+    # The operator fills in the webhooks; the release only owns the object.
+    assert configuration["metadata"]["name"] == "flagstage.flagstage.io"
+    assert "webhooks" not in configuration
+
+
+def test_generated_webhook_certificate_is_signed_by_its_ca_for_the_service(helm: Helm) -> None:
+    objects = helm.objects(settings=["webhook.enabled=true"])
+
+    secret = find_object(objects, "Secret", "flagstage-webhook-tls")
+    ca = x509.load_pem_x509_certificate(base64.b64decode(secret["data"]["ca.crt"]))
+    cert = x509.load_pem_x509_certificate(base64.b64decode(secret["data"]["tls.crt"]))
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert secret["type"] == "kubernetes.io/tls"
+    assert "flagstage-webhook.flagstage-system.svc" in names.get_values_for_type(x509.DNSName)
+    cert.verify_directly_issued_by(ca)
+    assert "tls.key" in secret["data"]
+
+
+def test_cert_manager_issues_the_webhook_certificate_when_asked(helm: Helm) -> None:
+    objects = helm.objects(settings=["webhook.enabled=true", "webhook.certManager.enabled=true"])
+
+    certificate = find_object(objects, "Certificate")
+    issuer = find_object(objects, "Issuer")
+    assert not [obj for obj in objects if obj["kind"] == "Secret"]
+    assert certificate["spec"]["secretName"] == "flagstage-webhook-tls"
+    assert "flagstage-webhook.flagstage-system.svc" in certificate["spec"]["dnsNames"]
+    assert certificate["spec"]["issuerRef"]["name"] == issuer["metadata"]["name"]
+    assert issuer["spec"] == {"selfSigned": {}}
+
+
+def test_webhook_role_is_cluster_wide_even_for_a_namespaced_operator(helm: Helm) -> None:
+    objects = helm.objects(settings=["webhook.enabled=true", "watchNamespaces={shop}"])
+
+    role = find_object(objects, "ClusterRole", "flagstage-webhook")
+    assert {"ClusterRole", "ClusterRoleBinding"} == {
+        obj["kind"] for obj in objects if obj["kind"].startswith("Cluster")
+    }
+    assert all(rule["resources"] == ["validatingwebhookconfigurations"] for rule in role["rules"])
 
 
 def test_values_file_points_editors_at_the_schema() -> None:

@@ -52,7 +52,7 @@ def test_base_crd_is_the_generated_one() -> None:
     copy = BASE / CRD.name
 
     assert copy.read_bytes() == CRD.read_bytes(), (
-        f"{copy.relative_to(REPO)} is stale: cp {CRD.relative_to(REPO)} {copy.relative_to(REPO)}"
+        f"{copy.relative_to(REPO)} differs from {CRD.relative_to(REPO)}: run `make crds`"
     )
 
 

@@ -143,3 +143,25 @@ def test_namespaced_operator_may_act_only_in_its_watched_namespaces(
     assert refusals(operator, NEEDED, unwatched) == []
     assert refusals(operator, NEEDED, kube_namespace) == []
     assert refusals(operator, CLUSTER_REFUSED, "") == []
+
+
+def test_webhook_may_register_itself_and_touch_no_other_configuration(
+    control_plane: ControlPlane, installed_crds: str, kube_namespace: str, helm: Helm
+) -> None:
+    watched = ensure_namespace(control_plane, f"{kube_namespace[:50]}-watched")
+    operator = apply_chart_rbac(
+        control_plane,
+        helm,
+        kube_namespace,
+        "webhook.enabled=true",
+        f"watchNamespaces={{{watched}}}",
+    )
+    operator.wait_until_bound(watched)
+    configurations = "validatingwebhookconfigurations.admissionregistration.k8s.io"
+
+    assert operator.can("create", configurations)
+    assert operator.can("patch", f"{configurations}/flagstage.flagstage.io")
+    assert not operator.can("patch", f"{configurations}/someone-elses")
+    assert not operator.can("delete", f"{configurations}/flagstage.flagstage.io")
+    assert not operator.can("create", "mutatingwebhookconfigurations.admissionregistration.k8s.io")
+    assert refusals(operator, CLUSTER_REFUSED, "") == []

@@ -151,3 +151,41 @@ namespaces or CustomResourceDefinitions.
   resources: ["deployments", "statefulsets"]
   verbs: ["get", "patch"]
 {{- end }}
+
+{{/* The webhook's Service, Secret and Issuer; the Service name is a DNS label. */}}
+{{- define "flagstage.webhook.fullname" -}}
+{{- printf "%s-webhook" (include "flagstage.fullname" . | trunc 55 | trimSuffix "-") }}
+{{- end }}
+
+{{/* The host name the API server calls the webhook at, as the certificate must name it. */}}
+{{- define "flagstage.webhook.host" -}}
+{{- printf "%s.%s.svc" (include "flagstage.webhook.fullname" .) (include "flagstage.namespace" .) }}
+{{- end }}
+
+{{/*
+The ValidatingWebhookConfiguration the operator fills in. The operator names it after the API
+group and does not take the name as a flag, so it is one per cluster.
+*/}}
+{{- define "flagstage.webhook.configurationName" -}}
+flagstage.flagstage.io
+{{- end }}
+
+{{/* Where the serving certificate, its key and the CA are mounted in the operator's pod. */}}
+{{- define "flagstage.webhook.certDir" -}}
+/etc/flagstage/webhook
+{{- end }}
+
+{{/*
+What the operator needs to register its webhook: kopf first tries to create the configuration
+(a conflict means it exists) and then patches its webhooks in, and empties them on shutdown.
+Creating cannot be limited by name; patching is.
+*/}}
+{{- define "flagstage.webhook.rules" -}}
+- apiGroups: ["admissionregistration.k8s.io"]
+  resources: ["validatingwebhookconfigurations"]
+  verbs: ["create"]
+- apiGroups: ["admissionregistration.k8s.io"]
+  resources: ["validatingwebhookconfigurations"]
+  resourceNames: [{{ include "flagstage.webhook.configurationName" . | quote }}]
+  verbs: ["patch"]
+{{- end }}
