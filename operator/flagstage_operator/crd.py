@@ -20,7 +20,18 @@ from typing import Any
 
 import yaml
 
-from flagstage.model import API_GROUP, API_VERSION, KIND, RolloutSpec
+from flagstage.model import (
+    API_GROUP,
+    API_VERSION,
+    KIND,
+    MAX_OVERRIDES,
+    MAX_REFERENCES,
+    MAX_WORKLOADS,
+    NAME_MAX_LENGTH,
+    TENANT_ID_MAX_LENGTH,
+    TEXT_MAX_LENGTH,
+    RolloutSpec,
+)
 from flagstage.validation import FEATURE_NAME, STAGE_NAME
 
 PLURAL = "featurerollouts"
@@ -30,13 +41,11 @@ CATEGORIES = ["flagstage"]
 CRD_NAME = f"{PLURAL}.{API_GROUP}"
 CRD_PATH = Path(__file__).resolve().parents[2] / "crds" / f"{CRD_NAME}.yaml"
 
-NAME_MAX_LENGTH = 63
-# Lists that CEL rules iterate need a bound, or the API server's cost estimate refuses the CRD.
-# The core allows longer `requires`/`enable`/`disable` lists; nobody writes them this long.
-REFERENCE_LIST_MAX_ITEMS = 32
-OVERRIDES_MAX_ITEMS = 64
-WORKLOADS_MAX_ITEMS = 32
-TEXT_MAX_LENGTH = 1024
+# Lists that CEL rules iterate need a bound, or the API server's cost estimate refuses the CRD;
+# the bounds are the core model's own, so the schema and the core refuse the same sizes.
+REFERENCE_LIST_MAX_ITEMS = MAX_REFERENCES
+OVERRIDES_MAX_ITEMS = MAX_OVERRIDES
+WORKLOADS_MAX_ITEMS = MAX_WORKLOADS
 HISTORY_MAX_ITEMS = 50
 
 HEADER = (
@@ -165,7 +174,7 @@ def spec_schema() -> dict[str, Any]:
         }
     ]
     ids = stage["properties"]["tenants"]["properties"]["ids"]
-    ids["items"]["maxLength"] = 128
+    ids["items"]["maxLength"] = TENANT_ID_MAX_LENGTH
 
     overrides = props["overrides"]
     overrides["maxItems"] = OVERRIDES_MAX_ITEMS

@@ -17,8 +17,17 @@ API_GROUP = "flagstage.io"
 API_VERSION = "v1alpha1"
 KIND = "FeatureRollout"
 DEFAULT_STAGE_DURATION = "1w"
+
+# Bounds on sizes. The CRD is generated from these models and its CEL rules iterate the
+# lists, so every list and string has a bound the API server's cost estimate can work with.
+NAME_MAX_LENGTH = 63
+TEXT_MAX_LENGTH = 1024
+TENANT_ID_MAX_LENGTH = 128
 MAX_FEATURES = 256
 MAX_STAGES = 64
+MAX_REFERENCES = 32
+MAX_OVERRIDES = 64
+MAX_WORKLOADS = 32
 MAX_TENANT_IDS = 1000
 
 
@@ -34,11 +43,11 @@ class _Model(BaseModel):
 class Feature(_Model):
     """A toggle the workload understands, and what it cannot work without."""
 
-    name: str = Field(max_length=63)
-    description: str = ""
+    name: str = Field(max_length=NAME_MAX_LENGTH)
+    description: str = Field(default="", max_length=TEXT_MAX_LENGTH)
     default: bool = False
-    requires: list[str] = Field(default_factory=list)
-    owner: str = ""
+    requires: list[str] = Field(default_factory=list, max_length=MAX_REFERENCES)
+    owner: str = Field(default="", max_length=TEXT_MAX_LENGTH)
 
 
 class TenantSelector(_Model):
@@ -51,9 +60,9 @@ class TenantSelector(_Model):
 class Stage(_Model):
     """One step of the plan: what it turns on and off, for whom, and for how long."""
 
-    name: str = Field(max_length=63)
-    enable: list[str] = Field(default_factory=list)
-    disable: list[str] = Field(default_factory=list)
+    name: str = Field(max_length=NAME_MAX_LENGTH)
+    enable: list[str] = Field(default_factory=list, max_length=MAX_REFERENCES)
+    disable: list[str] = Field(default_factory=list, max_length=MAX_REFERENCES)
     duration: str | None = None
     tenants: TenantSelector | None = None
 
@@ -69,9 +78,9 @@ class Schedule(_Model):
 class Override(_Model):
     """A force on or off that wins over the plan; forcing off is the kill switch."""
 
-    feature: str
+    feature: str = Field(max_length=NAME_MAX_LENGTH)
     force: Literal["Enabled", "Disabled"]
-    reason: str = ""
+    reason: str = Field(default="", max_length=TEXT_MAX_LENGTH)
 
 
 class Workload(_Model):
@@ -85,7 +94,7 @@ class Target(_Model):
     """Where the rendered configuration goes and how workloads pick it up."""
 
     config_map: str | None = Field(default=None, max_length=253)
-    workloads: list[Workload] = Field(default_factory=list)
+    workloads: list[Workload] = Field(default_factory=list, max_length=MAX_WORKLOADS)
     reload_strategy: Literal["Live", "Rolling"] = "Live"
 
 
@@ -103,7 +112,7 @@ class RolloutSpec(_Model):
     schedule: Schedule = Field(default_factory=Schedule)
     promotion: Literal["Automatic", "Manual"] = "Automatic"
     paused: bool = False
-    overrides: list[Override] = Field(default_factory=list)
+    overrides: list[Override] = Field(default_factory=list, max_length=MAX_OVERRIDES)
     target: Target = Field(default_factory=Target)
     health_gate: HealthGate | None = None
 

@@ -39,9 +39,14 @@ def parse_rollout(manifest: Mapping[str, Any]) -> FeatureRollout:
             Problem("apiVersion", api_version, f"apiVersion {api_version!r} is not {API_GROUP}")
         )
     metadata = manifest.get("metadata") or {}
-    name = metadata.get("name") if isinstance(metadata, Mapping) else None
+    if not isinstance(metadata, Mapping):
+        metadata = {}
+    # An object created with generateName has no name until the API server gives it one.
+    name = metadata.get("name") or metadata.get("generateName")
     if not name:
-        problems.append(Problem("metadata.name", "metadata", "metadata.name is missing"))
+        problems.append(
+            Problem("metadata.name", "metadata", "metadata.name (or generateName) is missing")
+        )
 
     try:
         rollout = FeatureRollout(

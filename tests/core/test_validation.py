@@ -278,3 +278,18 @@ def test_a_missing_features_list_is_named() -> None:
     with pytest.raises(SpecError) as caught:
         parse_spec({"stages": []})
     assert caught.value.problems[0].path == "spec.features"
+
+
+def test_a_rollout_created_with_generate_name_is_validated_too() -> None:
+    document = manifest({"features": [feature("a")]})
+    del document["metadata"]["name"]
+    document["metadata"]["generateName"] = "canary-"
+    assert parse_rollout(document).name == "canary-"
+
+
+def test_lists_longer_than_the_crd_allows_are_refused_by_the_core_too() -> None:
+    names = [f"f{i}" for i in range(40)]
+    spec = {"features": [feature(n) for n in names], "stages": [{"name": "s", "enable": names}]}
+    message = only_problem(spec)
+    assert message.startswith("spec.stages[0].enable")
+    assert "at most 32 items" in message
