@@ -119,8 +119,8 @@ watchNamespaces is the whole cluster, which is also what picks a ClusterRole ove
 {{/*
 What the operator does with the API, and nothing more; the same rules go into a ClusterRole or
 into one Role per watched namespace. Every rule is matched by a call in the operator or in kopf:
-- featurerollouts: kopf lists and watches them, and patches a finalizer onto each one so that
-  its stage timer is stopped cleanly on deletion.
+- featurerollouts: kopf lists and watches them; the operator writes nothing to a rollout but
+  its status, and puts no finalizer on it.
 - featurerollouts/status: the reconciler merge-patches the status it owns.
 - featurerollouts/finalizers: the rendered ConfigMap names its rollout as owner with
   blockOwnerDeletion, which the OwnerReferencesPermissionEnforcement admission plugin checks.
@@ -134,10 +134,10 @@ namespaces or CustomResourceDefinitions.
 {{- define "flagstage.operator.rules" -}}
 - apiGroups: ["flagstage.io"]
   resources: ["featurerollouts"]
-  verbs: ["get", "list", "watch", "patch"]
+  verbs: ["get", "list", "watch"]
 - apiGroups: ["flagstage.io"]
   resources: ["featurerollouts/status"]
-  verbs: ["get", "patch", "update"]
+  verbs: ["get", "patch"]
 - apiGroups: ["flagstage.io"]
   resources: ["featurerollouts/finalizers"]
   verbs: ["update"]
@@ -146,7 +146,7 @@ namespaces or CustomResourceDefinitions.
   verbs: ["get", "create", "patch"]
 - apiGroups: [""]
   resources: ["events"]
-  verbs: ["create", "patch"]
+  verbs: ["create"]
 - apiGroups: ["apps"]
   resources: ["deployments", "statefulsets"]
   verbs: ["get", "patch"]
