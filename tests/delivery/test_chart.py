@@ -7,6 +7,7 @@ result to a real API server.
 from __future__ import annotations
 
 import base64
+import re
 from pathlib import Path
 from typing import Any
 
@@ -292,3 +293,24 @@ def test_schema_describes_every_default_value() -> None:
         return missing
 
     assert undescribed(schema, values, "") == []
+
+
+def test_every_chart_value_has_a_comment_above_it() -> None:
+    # Inside these, the keys are Kubernetes' own fields, documented by Kubernetes.
+    kubernetes_objects = {"resources", "livenessProbe", "podSecurityContext", "securityContext"}
+    lines = (CHART / "values.yaml").read_text(encoding="utf-8").splitlines()
+
+    ancestors: list[tuple[int, str]] = []
+    undocumented = []
+    for number, line in enumerate(lines, 1):
+        key = re.match(r"^(\s*)([A-Za-z][\w.-]*):", line)
+        if key is None:
+            continue
+        indent = len(key.group(1))
+        ancestors = [(level, name) for level, name in ancestors if level < indent]
+        inside_kubernetes_object = any(name in kubernetes_objects for _, name in ancestors)
+        ancestors.append((indent, key.group(2)))
+        if not inside_kubernetes_object and not lines[number - 2].strip().startswith("#"):
+            undocumented.append(f"values.yaml:{number} {key.group(2)}")
+
+    assert undocumented == []

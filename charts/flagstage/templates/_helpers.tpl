@@ -165,6 +165,8 @@ namespaces or CustomResourceDefinitions.
 {{/*
 The ValidatingWebhookConfiguration the operator fills in. The operator names it after the API
 group and does not take the name as a flag, so it is one per cluster.
+TODO: two releases with the webhook in one cluster would share this configuration; give each
+its own name once the operator takes the name as a flag.
 */}}
 {{- define "flagstage.webhook.configurationName" -}}
 flagstage.flagstage.io
