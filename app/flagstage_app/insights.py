@@ -1,9 +1,12 @@
 """Answers to revenue-over-time questions, from the materialized monthly revenue.
 
-The ranking is one SQL aggregation over `monthly_revenue` (sum per account over the window,
-ordered, limited), then one query for the months of the accounts it kept; no revenue is
-computed here. The window is N calendar months ending at the tenant's latest month with
-revenue, where N comes from the request, else from the question ("last 6 months"), else 4.
+The ranking reads the first entries of the `revenue_totals` index when the window is one of
+the stored ones (`RANKED_WINDOWS`) and its totals are as recent as the monthly revenue; any
+other window, or totals not built yet, is one SQL aggregation over `monthly_revenue` (sum per
+account over the window, ordered, limited). Then one query fetches the months of the accounts
+kept; no revenue is computed here. The window is N calendar months ending at the tenant's
+latest month with revenue, where N comes from the request, else from the question ("last 6
+months"), else 4.
 """
 
 from __future__ import annotations
@@ -16,9 +19,9 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from flagstage_app.models import Account, MonthlyRevenue
+from flagstage_app.models import Account, MonthlyRevenue, RevenueTotal
 from flagstage_app.months import shift_month
-from flagstage_app.revenue import to_cents
+from flagstage_app.revenue import RANKED_WINDOWS, to_cents
 
 DEFAULT_WINDOW_MONTHS = 4
 DEFAULT_LIMIT = 10
@@ -108,27 +111,23 @@ def rank_accounts_by_revenue(
         return RevenueRanking(window=[], accounts=[])
     window = [shift_month(latest, offset) for offset in range(1 - months, 1)]
 
-    total = func.sum(MonthlyRevenue.revenue).label("total")
-    ranking = session.execute(
-        select(MonthlyRevenue.account_id, Account.name, total)
-        .join(
-            Account,
-            (Account.tenant_id == MonthlyRevenue.tenant_id)
-            & (Account.account_id == MonthlyRevenue.account_id),
-        )
-        .where(
-            MonthlyRevenue.tenant_id == tenant,
-            MonthlyRevenue.month >= window[0],
-            MonthlyRevenue.month <= window[-1],
-        )
-        .group_by(MonthlyRevenue.account_id, Account.name)
-        .order_by(total.desc(), MonthlyRevenue.account_id)
-        .limit(limit)
-    ).all()
+    ranking: list[tuple[str, Decimal]] = []
+    if months in RANKED_WINDOWS:
+        ranking = ranked_from_totals(session, tenant, months, latest, limit)
+    if not ranking:
+        ranking = ranked_by_aggregation(session, tenant, window, limit)
     if not ranking:
         return RevenueRanking(window=window, accounts=[])
 
-    ids = [row.account_id for row in ranking]
+    ids = [account_id for account_id, _ in ranking]
+    names: dict[str, str] = {
+        account_id: name
+        for account_id, name in session.execute(
+            select(Account.account_id, Account.name).where(
+                Account.tenant_id == tenant, Account.account_id.in_(ids)
+            )
+        )
+    }
     by_account: dict[str, list[MonthAmount]] = {account_id: [] for account_id in ids}
     rows = session.execute(
         select(MonthlyRevenue)
@@ -146,10 +145,46 @@ def rank_accounts_by_revenue(
         )
 
     accounts = [
-        RankedAccount(row.account_id, row.name, Decimal(row.total), by_account[row.account_id])
-        for row in ranking
+        RankedAccount(account_id, names.get(account_id, ""), total, by_account[account_id])
+        for account_id, total in ranking
     ]
     return RevenueRanking(window=window, accounts=accounts)
+
+
+def ranked_from_totals(
+    session: Session, tenant: str, months: int, latest: str, limit: int
+) -> list[tuple[str, Decimal]]:
+    """The top `limit` (account, total) from the stored totals; empty when none are stored."""
+    rows = session.execute(
+        select(RevenueTotal.account_id, RevenueTotal.total)
+        .where(
+            RevenueTotal.tenant_id == tenant,
+            RevenueTotal.window_months == months,
+            RevenueTotal.last_month == latest,
+        )
+        .order_by(RevenueTotal.total.desc(), RevenueTotal.account_id)
+        .limit(limit)
+    )
+    return [(account_id, Decimal(total)) for account_id, total in rows]
+
+
+def ranked_by_aggregation(
+    session: Session, tenant: str, window: list[str], limit: int
+) -> list[tuple[str, Decimal]]:
+    """The top `limit` (account, total) summed from the months of `window` by the database."""
+    total = func.sum(MonthlyRevenue.revenue).label("total")
+    rows = session.execute(
+        select(MonthlyRevenue.account_id, total)
+        .where(
+            MonthlyRevenue.tenant_id == tenant,
+            MonthlyRevenue.month >= window[0],
+            MonthlyRevenue.month <= window[-1],
+        )
+        .group_by(MonthlyRevenue.account_id)
+        .order_by(total.desc(), MonthlyRevenue.account_id)
+        .limit(limit)
+    )
+    return [(account_id, Decimal(amount)) for account_id, amount in rows]
 
 
 def describe_ranking(ranking: RevenueRanking) -> str:

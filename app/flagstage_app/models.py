@@ -104,6 +104,34 @@ class MonthlyRevenue(Base):
     estimated: Mapped[bool] = mapped_column(Boolean)
 
 
+class RevenueTotal(Base):
+    """An account's revenue summed over the `window_months` months ending at `last_month`.
+
+    Written with `monthly_revenue` for the windows people ask about most, so a ranking reads
+    the first entries of one index instead of aggregating every account's months.
+    """
+
+    __tablename__ = "revenue_totals"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "account_id"], ["accounts.tenant_id", "accounts.account_id"]
+        ),
+        Index(
+            "ix_revenue_totals_ranking",
+            "tenant_id",
+            "window_months",
+            text("total DESC"),
+            "account_id",
+        ),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(String(TENANT_ID_LENGTH), primary_key=True)
+    window_months: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[str] = mapped_column(String(ACCOUNT_ID_LENGTH), primary_key=True)
+    last_month: Mapped[str] = mapped_column(String(MONTH_LENGTH))
+    total: Mapped[Decimal] = mapped_column(MONEY)
+
+
 class HealthScore(Base):
     """An account's 0-100 health score as of `as_of_month` (see `flagstage_app.health`)."""
 

@@ -16,20 +16,22 @@ from percentages. The rules, for an account with base revenue R in month B:
 Arithmetic is exact `Decimal` at 28 significant digits from month to month; each month's
 amount is rounded half-up to cents only when it is stored, so a long chain does not drift by
 rounding at every step. `materialize_monthly_revenue` writes the series to `monthly_revenue`
-in the caller's transaction, so readers see either the old series or the new one.
+in the caller's transaction, so readers see either the old series or the new one. With it, it
+writes each account's total over the trailing windows in `RANKED_WINDOWS` to `revenue_totals`
+(sums of the stored cent amounts, so a ranking from them equals one aggregated from the months).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, localcontext
 
 from sqlalchemy import delete, func, insert, select, union_all
 from sqlalchemy.orm import Session
 
-from flagstage_app.models import Account, AccountMetric, MonthlyRevenue
+from flagstage_app.models import Account, AccountMetric, MonthlyRevenue, RevenueTotal
 from flagstage_app.months import format_month, parse_month
 
 logger = logging.getLogger(__name__)
@@ -38,6 +40,8 @@ CENT = Decimal("0.01")
 HUNDRED = Decimal(100)
 PRECISION_DIGITS = 28
 INSERT_BATCH_ROWS = 5000
+# Trailing windows whose totals are stored: last month, quarter, four months, half and year.
+RANKED_WINDOWS = (1, 3, 4, 6, 12)
 
 
 @dataclass(frozen=True)
@@ -123,13 +127,17 @@ def _growth_by_account(session: Session, tenant: str) -> dict[str, dict[str, Dec
     return growth
 
 
-def _series_rows(session: Session, tenant: str, last: str) -> Iterator[dict[str, object]]:
+def _series_rows(
+    session: Session, tenant: str, last: str
+) -> Iterator[tuple[list[dict[str, object]], list[dict[str, object]]]]:
+    """Per account: its `monthly_revenue` rows and its `revenue_totals` rows."""
     growth = _growth_by_account(session, tenant)
     accounts = session.execute(
         select(Account.account_id, Account.revenue, Account.revenue_month).where(
             Account.tenant_id == tenant
         )
     )
+    last_index = parse_month(last)
     for account_id, revenue, revenue_month in accounts.all():
         series = revenue_series(
             base_revenue=Decimal(revenue),
@@ -137,8 +145,8 @@ def _series_rows(session: Session, tenant: str, last: str) -> Iterator[dict[str,
             growth=growth.get(account_id, {}),
             last_month=last,
         )
-        for item in series:
-            yield {
+        months: list[dict[str, object]] = [
+            {
                 "tenant_id": tenant,
                 "account_id": account_id,
                 "month": item.month,
@@ -146,29 +154,52 @@ def _series_rows(session: Session, tenant: str, last: str) -> Iterator[dict[str,
                 "growth_pct": item.growth_pct,
                 "estimated": item.estimated,
             }
-
-
-def _batches(rows: Iterable[dict[str, object]], size: int) -> Iterator[list[dict[str, object]]]:
-    batch: list[dict[str, object]] = []
-    for row in rows:
-        batch.append(row)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
+            for item in series
+        ]
+        totals: list[dict[str, object]] = []
+        for window in RANKED_WINDOWS:
+            inside = [
+                item.revenue for item in series if last_index - parse_month(item.month) < window
+            ]
+            if inside:
+                totals.append(
+                    {
+                        "tenant_id": tenant,
+                        "window_months": window,
+                        "account_id": account_id,
+                        "last_month": last,
+                        "total": sum(inside, Decimal(0)),
+                    }
+                )
+        yield months, totals
 
 
 def materialize_monthly_revenue(session: Session, tenants: Sequence[str]) -> int:
-    """Rewrite `monthly_revenue` of `tenants` inside the session's transaction; rows written."""
+    """Rewrite `monthly_revenue` and `revenue_totals` of `tenants` inside the session's
+    transaction; returns the `monthly_revenue` rows written."""
     written = 0
     for tenant in tenants:
         session.execute(delete(MonthlyRevenue).where(MonthlyRevenue.tenant_id == tenant))
+        session.execute(delete(RevenueTotal).where(RevenueTotal.tenant_id == tenant))
         last = latest_month(session, tenant)
         if last is None:
             continue
-        for batch in _batches(_series_rows(session, tenant, last), INSERT_BATCH_ROWS):
-            session.execute(insert(MonthlyRevenue), batch)
-            written += len(batch)
+        months: list[dict[str, object]] = []
+        totals: list[dict[str, object]] = []
+        for account_months, account_totals in _series_rows(session, tenant, last):
+            months.extend(account_months)
+            totals.extend(account_totals)
+            if len(months) >= INSERT_BATCH_ROWS:
+                session.execute(insert(MonthlyRevenue), months)
+                written += len(months)
+                months = []
+            if len(totals) >= INSERT_BATCH_ROWS:
+                session.execute(insert(RevenueTotal), totals)
+                totals = []
+        if months:
+            session.execute(insert(MonthlyRevenue), months)
+            written += len(months)
+        if totals:
+            session.execute(insert(RevenueTotal), totals)
         logger.info("monthly revenue of tenant %s rebuilt up to %s", tenant, last)
     return written

@@ -22,7 +22,13 @@ from dataclasses import dataclass
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from flagstage_app.models import Account, AccountMetric, HealthScore, MonthlyRevenue
+from flagstage_app.models import (
+    Account,
+    AccountMetric,
+    HealthScore,
+    MonthlyRevenue,
+    RevenueTotal,
+)
 from flagstage_app.months import month_range, shift_month
 
 # Accounts per tenant in the default demo.
@@ -143,5 +149,5 @@ def clear_tenant(session: Session, tenant: str) -> None:
 
     The tenant itself and its knowledge-base documents stay.
     """
-    for model in (MonthlyRevenue, HealthScore, AccountMetric, Account):
+    for model in (RevenueTotal, MonthlyRevenue, HealthScore, AccountMetric, Account):
         session.execute(delete(model).where(model.tenant_id == tenant))

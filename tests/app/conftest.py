@@ -28,6 +28,7 @@ from flagstage_app.models import (
     KnowledgeDocument,
     MonthlyRevenue,
     RefreshJob,
+    RevenueTotal,
     Tenant,
 )
 from flagstage_app.settings import Settings
@@ -42,6 +43,7 @@ ADMIN_TOKEN = "test-admin-token"
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 POSTGRES_ENV = "FLAGSTAGE_TEST_POSTGRES_URL"
 TABLES_CHILD_FIRST = (
+    RevenueTotal,
     MonthlyRevenue,
     HealthScore,
     AccountMetric,
