@@ -5,6 +5,9 @@ These commands only write the rollout; the operator does the rest. `pause` and `
 shows in a GitOps diff). `promote`, `rollback` and `resume` also leave a request annotation
 whose value is the time of the request; the operator acts on each value once.
 
+`flagstage sync`, which follows a ConfigMap into a directory, is registered here too; it lives
+in `syncing`.
+
 The `kubernetes` client is imported only when a command runs, so the file-based commands of
 `flagstage` start fast and work without it.
 """
@@ -20,6 +23,7 @@ from typing import Any, TextIO
 from flagstage.model import API_GROUP, API_VERSION
 from flagstage_operator.crd import PLURAL, SINGULAR
 from flagstage_operator.reconciling import REQUEST_ANNOTATIONS
+from flagstage_operator.syncing import add_sync_command
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -60,6 +64,7 @@ def add_commands(commands: Any) -> None:
         )
         sub.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG)")
         sub.set_defaults(handler=run_command)
+    add_sync_command(commands)
 
 
 def _default_namespace(kubeconfig: str | None) -> str:

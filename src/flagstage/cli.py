@@ -298,7 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_cluster_commands(commands: Any) -> None:
-    """Hook for `promote|pause|resume|rollback NAME`, which talk to a cluster.
+    """Hook for `promote|pause|resume|rollback NAME` and `sync`, which talk to a cluster.
 
     They live in the operator package; without it installed, only the file commands exist.
     Each sets a `handler` default that `main` prefers over the file commands' table.
