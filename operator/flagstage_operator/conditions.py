@@ -35,6 +35,8 @@ ROLLED_BACK = "RolledBack"
 RUNNING = "Running"
 AS_EXPECTED = "AsExpected"
 RELOAD_FAILED = "ReloadFailed"
+WAITING_FOR_HEALTHY_WORKLOADS = "WaitingForHealthyWorkloads"
+WORKLOAD_UNAVAILABLE = "WorkloadUnavailable"
 
 
 def find(conditions: Sequence[Mapping[str, Any]], kind: str) -> Mapping[str, Any] | None:

@@ -284,6 +284,27 @@ def status_schema() -> dict[str, Any]:
                     },
                 },
             },
+            "healthGate": {
+                "description": "What the health gate remembers: the last stage left while every "
+                "target workload was available, until when the latest change is watched, and "
+                "the failure that rolled the rollout back (until resumed or promoted).",
+                "type": "object",
+                "properties": {
+                    "lastGood": {
+                        "type": "object",
+                        "properties": {
+                            "name": string,
+                            "index": {"type": "integer"},
+                            "hash": string,
+                        },
+                    },
+                    "watchUntil": time,
+                    "failure": {
+                        "type": "object",
+                        "properties": {"message": string, "at": time},
+                    },
+                },
+            },
             "conditions": {
                 "type": "array",
                 "items": _condition_schema(),
@@ -304,6 +325,11 @@ def printer_columns() -> list[dict[str, Any]]:
             "name": "Ready",
             "type": "string",
             "jsonPath": '.status.conditions[?(@.type=="Ready")].status',
+        },
+        {
+            "name": "Degraded",
+            "type": "string",
+            "jsonPath": '.status.conditions[?(@.type=="Degraded")].status',
         },
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
     ]

@@ -4,7 +4,9 @@
 differs: the ConfigMap is compared with what was last applied (and re-read from the server at
 least every `RESYNC_INTERVAL_SECONDS`), the status is patched only with the fields that
 changed, and workloads are patched only when the configuration hash moved. A timer tick on an
-unchanged rollout therefore costs no API call at all.
+unchanged rollout therefore costs no API call at all. The health gate's reads (the target
+workloads' status) happen only when the decision asks for them: while a stage is due or a
+change is being watched.
 
 The operator is the only writer of a rollout's status, so the status it last wrote is kept in
 memory and preferred over the one in a possibly stale watch event; after a restart the first
@@ -19,7 +21,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -28,7 +30,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from flagstage.durations import format_time
-from flagstage.model import API_GROUP, API_VERSION
+from flagstage.model import API_GROUP, API_VERSION, Workload
 from flagstage.rendering import HASH_ANNOTATION
 from flagstage_operator import FIELD_MANAGER, OPERATOR_NAME
 from flagstage_operator import conditions as cond
@@ -36,9 +38,13 @@ from flagstage_operator.crd import PLURAL
 from flagstage_operator.metrics import Metrics
 from flagstage_operator.reconciling import (
     NORMAL,
+    UNKNOWN,
     WARNING,
+    HealthReader,
     Notice,
     Outcome,
+    WorkloadHealth,
+    assess_workload,
     plain,
     reconcile,
     status_patch,
@@ -73,6 +79,7 @@ OWNED_STATUS_KEYS = frozenset(
         "configHash",
         "handledRequests",
         "history",
+        "healthGate",
         "conditions",
     }
 )
@@ -101,6 +108,7 @@ class Reconciler:
     """
 
     def __init__(self, api: client.ApiClient, *, metrics: Metrics | None = None) -> None:
+        self.api = api
         self.core = client.CoreV1Api(api)
         self.apps = client.AppsV1Api(api)
         self.custom = client.CustomObjectsApi(api)
@@ -166,7 +174,7 @@ class Reconciler:
         if known is not None:
             body["status"] = known
         old = dict(body.get("status") or {})
-        outcome = reconcile(body, now=now)
+        outcome = reconcile(body, now=now, read_health=self._health_reader(body))
 
         if outcome.valid:
             try:
@@ -183,6 +191,34 @@ class Reconciler:
             self._post_event(body, notice, logger)
         self._observe(body, outcome, now)
         return outcome
+
+    # -- the health gate -----------------------------------------------------------------------
+
+    def _health_reader(self, body: Mapping[str, Any]) -> HealthReader:
+        namespace = body["metadata"]["namespace"]
+
+        def read(workloads: Sequence[Workload]) -> list[WorkloadHealth]:
+            return [self._workload_health(namespace, workload) for workload in workloads]
+
+        return read
+
+    def _workload_health(self, namespace: str, workload: Workload) -> WorkloadHealth:
+        read = (
+            self.apps.read_namespaced_deployment
+            if workload.kind == "Deployment"
+            else self.apps.read_namespaced_stateful_set
+        )
+        try:
+            found = read(workload.name, namespace)
+        except ApiException as err:
+            if err.status == 404:
+                return assess_workload(workload.kind, workload.name, None)
+            # Not knowing holds the schedule back but is no reason to undo a change.
+            self.metrics.failures.labels("health").inc()
+            detail = f"could not be read: {err.status} {err.reason}"
+            return WorkloadHealth(workload.kind, workload.name, UNKNOWN, detail)
+        manifest = self.api.sanitize_for_serialization(found)  # type: ignore[no-untyped-call]
+        return assess_workload(workload.kind, workload.name, manifest)
 
     # -- the ConfigMap -------------------------------------------------------------------------
 

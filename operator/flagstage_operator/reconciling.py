@@ -11,19 +11,27 @@ Progress lives in the status (`stage.index`, `stageStartedAt`, `pausedAt`, `sche
 so the stage a rollout is in survives operator restarts; the schedule itself is the core's.
 Promote, rollback and resume requests are annotations whose value is remembered in
 `status.handledRequests` once acted on, so each request is acted on exactly once.
+
+With `spec.healthGate`, the health of the target workloads is one more input: `reconcile` is
+handed a reader and calls it only when the answer matters (a stage is due, or a change is
+being watched), so a tick on a quiet rollout still reads nothing. Each stage change the
+operator makes while every workload is available records the stage it left as the last good
+one and opens a watch window; a workload that turns unavailable inside the window sends the
+rollout back to the last good stage and holds it there (`status.healthGate`). The schedule
+advances only once the window is over and every workload is available.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from flagstage.durations import format_time, parse_time
+from flagstage.durations import format_time, parse_duration, parse_time
 from flagstage.errors import FlagstageError, Problem, SpecError
-from flagstage.model import API_GROUP, API_VERSION, KIND, FeatureRollout, RolloutSpec
+from flagstage.model import API_GROUP, API_VERSION, KIND, FeatureRollout, RolloutSpec, Workload
 from flagstage.rendering import RenderedConfig, render_config, render_config_map
 from flagstage.schedule import (
     NOT_STARTED,
@@ -36,6 +44,7 @@ from flagstage.schedule import (
     resume,
     rollback,
     start_of,
+    zone_of,
 )
 from flagstage.validation import parse_rollout
 from flagstage_operator import conditions as cond
@@ -63,12 +72,21 @@ RESUMED = "Resumed"
 PROMOTE_REFUSED = "PromoteRefused"
 ROLLBACK_REFUSED = "RollbackRefused"
 RESUME_REFUSED = "ResumeRefused"
+WAITING_FOR_HEALTH = cond.WAITING_FOR_HEALTHY_WORKLOADS
+WORKLOAD_UNAVAILABLE = cond.WORKLOAD_UNAVAILABLE
 
 # Why a stage changed (history and Events).
 BY_SCHEDULE = "Scheduled"
 BY_PROMOTION = "Promoted"
 BY_ROLLBACK = "RolledBack"
 BY_CATCH_UP = "CaughtUp"
+BY_HEALTH_GATE = "RolledBackUnhealthy"
+
+# How a target workload is doing (`assess_workload`).
+AVAILABLE = "Available"
+UPDATING = "Updating"
+UNAVAILABLE = "Unavailable"
+UNKNOWN = "Unknown"
 
 
 @dataclass(frozen=True)
@@ -108,6 +126,69 @@ class Outcome:
     @property
     def valid(self) -> bool:
         return self.rollout is not None
+
+
+@dataclass(frozen=True)
+class WorkloadHealth:
+    """One target workload as the health gate sees it: a state and the words that explain it."""
+
+    kind: str
+    name: str
+    state: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.name} {self.detail}"
+
+
+HealthReader = Callable[[Sequence[Workload]], Sequence[WorkloadHealth]]
+
+
+def assess_workload(kind: str, name: str, manifest: Mapping[str, Any] | None) -> WorkloadHealth:
+    """How a Deployment or StatefulSet is doing, from the object as the API server returns it.
+
+    - Available: its controller has observed the latest generation, every replica runs the
+      latest pod template (no old replica is left) and `availableReplicas` reaches
+      `spec.replicas`; this is what `kubectl rollout status` waits for.
+    - Updating: the controller has not observed the latest generation yet, or a rollout of
+      the pod template is under way. It blocks advancing but is not a failure, so the
+      `Rolling` reload the operator itself starts does not count against a change.
+    - Unavailable: the workload does not exist, its rollout exceeded its progress deadline,
+      or it runs the latest template with fewer available replicas than it wants.
+    """
+    if manifest is None:
+        return WorkloadHealth(kind, name, UNAVAILABLE, "does not exist")
+    metadata = manifest.get("metadata") or {}
+    spec = manifest.get("spec") or {}
+    status = manifest.get("status") or {}
+    wanted = spec.get("replicas")
+    wanted = 1 if wanted is None else int(wanted)
+    generation = int(metadata.get("generation") or 0)
+    observed = int(status.get("observedGeneration") or 0)
+    updated = int(status.get("updatedReplicas") or 0)
+    available = int(status.get("availableReplicas") or 0)
+    total = int(status.get("replicas") or 0)
+
+    if observed < generation:
+        return WorkloadHealth(
+            kind, name, UPDATING, f"has generation {generation} not yet observed by its controller"
+        )
+    for condition in status.get("conditions") or []:
+        if condition.get("reason") == "ProgressDeadlineExceeded":
+            return WorkloadHealth(kind, name, UNAVAILABLE, "exceeded its progress deadline")
+    if updated < wanted or total > updated:
+        return WorkloadHealth(
+            kind, name, UPDATING, f"is updating ({updated} of {wanted} replicas updated)"
+        )
+    if available < wanted:
+        return WorkloadHealth(
+            kind, name, UNAVAILABLE, f"has {available} of {wanted} replicas available"
+        )
+    return WorkloadHealth(kind, name, AVAILABLE, f"has {available} of {wanted} replicas available")
+
+
+def _listing(health: Sequence[WorkloadHealth]) -> str:
+    return "; ".join(str(item) for item in health)
 
 
 def plain(value: Any) -> Any:
@@ -181,7 +262,11 @@ class _Decision:
     """The working state of one reconcile of a valid rollout."""
 
     def __init__(
-        self, rollout: FeatureRollout, old: Mapping[str, Any], annotations: Mapping[str, str]
+        self,
+        rollout: FeatureRollout,
+        old: Mapping[str, Any],
+        annotations: Mapping[str, str],
+        read_health: HealthReader | None,
     ) -> None:
         self.rollout = rollout
         self.spec = rollout.spec
@@ -190,6 +275,16 @@ class _Decision:
         self.notices: list[Notice] = []
         self.steps: list[Step] = []
         self.handled: dict[str, str] = dict(old.get("handledRequests") or {})
+
+        # The health gate's memory; see the module docstring.
+        self.gated = self.spec.health_gate is not None and read_health is not None
+        self._read_health = read_health
+        self._health: list[WorkloadHealth] | None = None
+        gate = dict(old.get("healthGate") or {}) if self.gated else {}
+        self.last_good: dict[str, Any] | None = gate.get("lastGood")
+        self.watch_until = _time(gate.get("watchUntil"))
+        self.failure: dict[str, Any] | None = gate.get("failure")
+        self.waiting_for: str | None = None
 
     def step(self, progress: Progress, reason: str, at: datetime) -> None:
         index = progress.stage_index
@@ -209,6 +304,91 @@ class _Decision:
     def old_stage_name(self) -> str | None:
         stage = self.old.get("stage")
         return stage.get("name") if isinstance(stage, Mapping) else None
+
+    # -- the health gate -----------------------------------------------------------------------
+
+    def health(self) -> list[WorkloadHealth]:
+        """The target workloads' health, read at most once per reconcile."""
+        if self._health is None:
+            reader = self._read_health
+            workloads = self.spec.target.workloads
+            self._health = list(reader(workloads)) if reader is not None else []
+        return self._health
+
+    def _stage_ref(self, index: int) -> dict[str, Any]:
+        rendered = render_config(self.rollout, index)
+        return {"index": index, "name": rendered.stage_name or "", "hash": rendered.config_hash}
+
+    def watch_change(self, left: Progress, now: datetime) -> None:
+        """Before a stage change: remember the stage left as good, and watch the new one.
+
+        Only a change made while every workload is available can be blamed for breaking one;
+        a change made while one is already down is not watched.
+        """
+        if not self.gated or self.spec.health_gate is None:
+            return
+        if any(item.state != AVAILABLE for item in self.health()):
+            self.watch_until = None
+            return
+        self.last_good = self._stage_ref(left.stage_index)
+        window = parse_duration(self.spec.health_gate.window)
+        self.watch_until = window.after(now, zone_of(self.spec))
+
+    def guard_health(self, progress: Progress, now: datetime) -> Progress:
+        """Inside a watch window, a workload that turned unavailable undoes the change."""
+        if not self.gated or self.watch_until is None or now >= self.watch_until:
+            return progress
+        broken = [item for item in self.health() if item.state == UNAVAILABLE]
+        if not broken:
+            return progress
+
+        self.watch_until = None
+        changed_to = _label(_stage_name(self.spec, progress.stage_index))
+        good = self.last_good
+        if good is None or good["index"] == progress.stage_index:
+            held = pause(progress, now=now)
+            message = (
+                f"{_listing(broken)} after the change to {changed_to}; no earlier stage is known "
+                "to be good, so the rollout holds here; resume or promote to continue"
+            )
+        else:
+            held = Progress(good["index"], now, paused_at=now)
+            self.step(held, BY_HEALTH_GATE, now)
+            back_to = _label(self.steps[-1].name)
+            drift = ""
+            if self.steps[-1].config_hash != good["hash"]:
+                # The spec was edited since: the stage is rendered from what it says now.
+                drift = f" (re-rendered from the edited spec as {self.steps[-1].config_hash[:19]})"
+            message = (
+                f"{_listing(broken)} after the change to {changed_to}; rolled back to {back_to}"
+                f"{drift} and holding; resume or promote to continue"
+            )
+        self.failure = {"message": message, "at": format_time(now)}
+        self.notices.append(Notice(WARNING, WORKLOAD_UNAVAILABLE, message))
+        return held
+
+    def gate_closed(self, progress: Progress, now: datetime) -> str | None:
+        """Why a due stage must wait, or None when the gate lets it through."""
+        if self.watch_until is not None and now < self.watch_until:
+            where = _label(_stage_name(self.spec, progress.stage_index))
+            return f"the watch of {where} until {format_time(self.watch_until)}"
+        waiting = [item for item in self.health() if item.state != AVAILABLE]
+        return _listing(waiting) if waiting else None
+
+    @property
+    def was_waiting(self) -> bool:
+        conditions = self.old.get("conditions") or []
+        return cond.reason_of(conditions, cond.PROGRESSING) == WAITING_FOR_HEALTH
+
+    def gate_status(self) -> dict[str, Any]:
+        state: dict[str, Any] = {}
+        if self.last_good is not None:
+            state["lastGood"] = self.last_good
+        if self.watch_until is not None:
+            state["watchUntil"] = format_time(self.watch_until)
+        if self.failure is not None:
+            state["failure"] = self.failure
+        return state
 
     def follow_spec_pause(self, progress: Progress, now: datetime) -> Progress:
         held_by = cond.reason_of(self.old.get("conditions") or [], cond.PAUSED)
@@ -238,6 +418,7 @@ class _Decision:
             moved = promote(self.spec, progress, now=now)
             # An explicit promotion also lifts a rollback's hold; spec.paused still wins.
             moved = Progress(moved.stage_index, now, now if self.spec.paused else None)
+            self.watch_change(progress, now)
             self.step(moved, BY_PROMOTION, now)
             return moved
         if kind == "rollback":
@@ -246,6 +427,8 @@ class _Decision:
                 self.notices.append(Notice(WARNING, ROLLBACK_REFUSED, message))
                 return progress
             moved = rollback(progress, now=now)
+            # Going back is not a change to watch: the stage returned to already ran.
+            self.watch_until = None
             self.step(moved, BY_ROLLBACK, now)
             return moved
         if self.spec.paused:
@@ -264,8 +447,34 @@ class _Decision:
             due = next_transition(self.spec, progress, start=start)
             if due is None or due > now:
                 return progress
+            if self.gated:
+                return self.follow_gate(progress, start, due, now)
             progress = advance(self.spec, progress, start=start, now=due)
             self.step(progress, _why(due, now), due)
+
+    def follow_gate(
+        self, progress: Progress, start: datetime, due: datetime, now: datetime
+    ) -> Progress:
+        # One stage per reconcile: each change must be seen by the workloads and watched
+        # before the next, even when several stages fell due while the operator was down.
+        blocker = self.gate_closed(progress, now)
+        if blocker is not None:
+            if not self.was_waiting:
+                upcoming = _label(_stage_name(self.spec, progress.stage_index + 1))
+                message = f"{upcoming} is due and waits for {blocker}"
+                self.notices.append(Notice(NORMAL, WAITING_FOR_HEALTH, message))
+            self.waiting_for = blocker
+            return progress
+        # A stage the gate held back starts when it goes live, so it gets its whole duration.
+        if self.was_waiting:
+            moved = promote(self.spec, progress, now=now)
+            began = now
+        else:
+            moved = advance(self.spec, progress, start=start, now=due)
+            began = due
+        self.watch_change(progress, now)
+        self.step(moved, _why(began, now), began)
+        return moved
 
 
 def _why(due: datetime, now: datetime) -> str:
@@ -273,8 +482,14 @@ def _why(due: datetime, now: datetime) -> str:
     return BY_SCHEDULE if late < CATCH_UP_AFTER_SECONDS else BY_CATCH_UP
 
 
-def reconcile(body: Mapping[str, Any], *, now: datetime) -> Outcome:
-    """Decide what the rollout in `body` should look like at `now`."""
+def reconcile(
+    body: Mapping[str, Any], *, now: datetime, read_health: HealthReader | None = None
+) -> Outcome:
+    """Decide what the rollout in `body` should look like at `now`.
+
+    `read_health` reports the target workloads' health; without it `spec.healthGate` is not
+    acted on.
+    """
     now = now.replace(microsecond=0)
     old = plain(body.get("status") or {})
     annotations = dict((body.get("metadata") or {}).get("annotations") or {})
@@ -283,7 +498,7 @@ def reconcile(body: Mapping[str, Any], *, now: datetime) -> Outcome:
     except SpecError as err:
         return _refuse(body, old, err.problems, now)
 
-    decision = _Decision(rollout, old, annotations)
+    decision = _Decision(rollout, old, annotations, read_health)
     spec = rollout.spec
     start = start_of(spec, _time(old.get("scheduleStart")) or now)
     stored = progress_from_status(old)
@@ -291,14 +506,19 @@ def reconcile(body: Mapping[str, Any], *, now: datetime) -> Outcome:
         progress = initial_progress(spec, start=start, now=now)
         if progress.started:
             began = progress.stage_started_at or now
+            decision.watch_change(Progress(NOT_STARTED, None), now)
             decision.step(progress, _why(began, now), began)
     else:
         progress = _clamp(spec, stored)
 
     progress = decision.follow_spec_pause(progress, now)
+    progress = decision.guard_health(progress, now)
     for kind, value in decision.pending_requests():
         progress = decision.act_on(kind, progress, now)
         decision.handled[kind] = value
+    if not progress.paused:
+        # Resuming or promoting is how people clear a health rollback's hold.
+        decision.failure = None
     progress = decision.follow_schedule(progress, start, now)
 
     rendered = render_config(rollout, progress.stage_index)
@@ -357,6 +577,8 @@ def _status(
         status["pausedAt"] = format_time(progress.paused_at)
     if next_at is not None:
         status["nextStageAt"] = format_time(next_at)
+    if decision.gated:
+        status["healthGate"] = decision.gate_status()
 
     conditions = decision.old.get("conditions") or []
     stamp, generation = format_time(now), rollout.generation
@@ -381,16 +603,32 @@ def _status(
         cond.CONFIG_APPLIED,
         f"ConfigMap {rollout.config_map_name} holds {where} ({rendered.config_hash[:19]})",
     )
-    put(cond.DEGRADED, False, cond.AS_EXPECTED, "the last change was applied")
+    failure = decision.failure
+    if failure is not None:
+        put(cond.DEGRADED, True, cond.WORKLOAD_UNAVAILABLE, failure["message"])
+    else:
+        put(cond.DEGRADED, False, cond.AS_EXPECTED, "the last change was applied")
     if progress.paused:
-        reason = cond.PAUSED_BY_SPEC if spec.paused else cond.ROLLED_BACK
-        message = (
-            "spec.paused is true"
-            if spec.paused
-            else "held after a rollback; promote or resume to continue"
-        )
+        if spec.paused:
+            reason, message = cond.PAUSED_BY_SPEC, "spec.paused is true"
+        elif failure is not None:
+            reason, message = cond.WORKLOAD_UNAVAILABLE, failure["message"]
+        else:
+            reason, message = (
+                cond.ROLLED_BACK,
+                "held after a rollback; promote or resume to continue",
+            )
         put(cond.PAUSED, True, reason, message)
         put(cond.PROGRESSING, False, reason, f"frozen at {where}")
+    elif decision.waiting_for is not None:
+        put(cond.PAUSED, False, cond.RUNNING, "the schedule runs")
+        upcoming = _label(_stage_name(spec, progress.stage_index + 1))
+        put(
+            cond.PROGRESSING,
+            True,
+            cond.WAITING_FOR_HEALTHY_WORKLOADS,
+            f"{upcoming} is due and waits for {decision.waiting_for}",
+        )
     else:
         put(cond.PAUSED, False, cond.RUNNING, "the schedule runs")
         put(cond.PROGRESSING, *_progressing(spec, progress, next_at))

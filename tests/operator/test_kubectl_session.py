@@ -21,10 +21,10 @@ def test_kubectl_get_and_describe_show_stage_readiness_and_events(
 
     table = control_plane.kubectl("get", "fr", *namespace).stdout
     header, row = table.splitlines()[:2]
-    assert header.split() == ["NAME", "STAGE", "ENABLED", "NEXT", "READY", "AGE"]
+    assert header.split() == ["NAME", "STAGE", "ENABLED", "NEXT", "READY", "DEGRADED", "AGE"]
     assert row.split()[:3] == ["insights-api", "week-2", "1"]
     assert row.split()[3] == cluster.status("insights-api")["nextStageAt"]
-    assert row.split()[4] == "True"
+    assert row.split()[4:6] == ["True", "False"]
 
     described = control_plane.kubectl("describe", "fr", "insights-api", *namespace).stdout
     for expected in ("Stage:", "Config Hash:", "Conditions:", "StageChanged", "week-2"):
