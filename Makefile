@@ -88,9 +88,14 @@ fmt: $(STAMP) ## Format the code and fix what ruff can fix
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
+# The revenue benchmark writes 100,000 accounts x 24 months to PostgreSQL (when `make postgres`
+# has run) and SQLite first; BENCH_REVENUE_ARGS="--accounts 10000" scales it down.
+BENCH_REVENUE_ARGS ?=
+
 .PHONY: bench
 bench: $(STAMP) ## Run the benchmarks under bench/ and print their figures
 	$(PY) bench/bench_evaluation.py
+	$(PY) bench/bench_revenue.py $(BENCH_REVENUE_ARGS)
 
 .PHONY: clean
 clean: ## Remove the virtualenv and caches (keeps the control-plane binary cache)
