@@ -64,6 +64,27 @@ class IngestError(AppError):
     code = "invalid_upload"
 
 
+class UnsupportedFormatError(AppError):
+    """The upload's format is not accepted for this customer."""
+
+    status_code = 415
+    code = "unsupported_format"
+
+
+class FormatMismatchError(AppError):
+    """The format or dataset the caller named is not what the upload holds."""
+
+    status_code = 422
+    code = "format_mismatch"
+
+
+class UploadTooLargeError(AppError):
+    """The upload is over the size limit."""
+
+    status_code = 413
+    code = "upload_too_large"
+
+
 class ConflictError(AppError):
     """The request collides with work already in progress."""
 

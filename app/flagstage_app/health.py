@@ -19,7 +19,7 @@ caller's transaction, so readers see the old scores until the whole refresh comm
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
@@ -75,48 +75,78 @@ def health_score(months: Sequence[MonthMetrics]) -> int | None:
 def rebuild_health_scores(session: Session) -> int:
     """Rewrite every tenant's health scores in the session's transaction; scores written."""
     now = datetime.now(UTC)
-    written = 0
-    for tenant in session.scalars(select(Tenant.tenant_id).order_by(Tenant.tenant_id)).all():
-        session.execute(delete(HealthScore).where(HealthScore.tenant_id == tenant))
-        latest = session.execute(
-            select(func.max(AccountMetric.month)).where(AccountMetric.tenant_id == tenant)
-        ).scalar_one_or_none()
-        if latest is None:
-            continue
-        first = shift_month(latest, 1 - WINDOW_MONTHS)
-        records = session.execute(
-            select(AccountMetric)
-            .where(
-                AccountMetric.tenant_id == tenant,
-                AccountMetric.month >= first,
-                AccountMetric.month <= latest,
-            )
-            .order_by(AccountMetric.account_id, AccountMetric.month)
-        ).scalars()
+    tenants = session.scalars(select(Tenant.tenant_id).order_by(Tenant.tenant_id)).all()
+    return sum(rescore_tenant(session, tenant, now=now) for tenant in tenants)
 
-        by_account: dict[str, list[MonthMetrics]] = {}
-        for item in records:
-            by_account.setdefault(item.account_id, []).append(
-                MonthMetrics(
-                    item.month,
-                    Decimal(item.revenue_growth_pct),
-                    item.active_users,
-                    item.support_tickets,
-                    Decimal(item.nps),
-                )
+
+def rescore_tenant(
+    session: Session,
+    tenant: str,
+    *,
+    now: datetime,
+    accounts: Collection[str] | None = None,
+) -> int:
+    """Rewrite `tenant`'s scores (only those of `accounts` when given); scores written.
+
+    Scoring a subset is only right while the window stays where the other scores have it;
+    `flagstage_app.recomputing` checks that before it asks for a subset.
+    """
+    chosen = None if accounts is None else sorted(set(accounts))
+    removal = delete(HealthScore).where(HealthScore.tenant_id == tenant)
+    if chosen is not None:
+        removal = removal.where(HealthScore.account_id.in_(chosen))
+    session.execute(removal)
+    latest = latest_metrics_month(session, tenant)
+    if latest is None:
+        return 0
+
+    first = shift_month(latest, 1 - WINDOW_MONTHS)
+    query = (
+        select(AccountMetric)
+        .where(
+            AccountMetric.tenant_id == tenant,
+            AccountMetric.month >= first,
+            AccountMetric.month <= latest,
+        )
+        .order_by(AccountMetric.account_id, AccountMetric.month)
+    )
+    if chosen is not None:
+        query = query.where(AccountMetric.account_id.in_(chosen))
+    by_account: dict[str, list[MonthMetrics]] = {}
+    for item in session.execute(query).scalars():
+        by_account.setdefault(item.account_id, []).append(
+            MonthMetrics(
+                item.month,
+                Decimal(item.revenue_growth_pct),
+                item.active_users,
+                item.support_tickets,
+                Decimal(item.nps),
             )
-        rows = [
-            {
-                "tenant_id": tenant,
-                "account_id": account_id,
-                "score": health_score(months),
-                "as_of_month": latest,
-                "computed_at": now,
-            }
-            for account_id, months in by_account.items()
-        ]
-        if rows:
-            session.execute(insert(HealthScore), rows)
-        written += len(rows)
-        logger.info("health scores of tenant %s rebuilt as of %s", tenant, latest)
-    return written
+        )
+    rows = [
+        {
+            "tenant_id": tenant,
+            "account_id": account_id,
+            "score": health_score(months),
+            "as_of_month": latest,
+            "computed_at": now,
+        }
+        for account_id, months in by_account.items()
+    ]
+    if rows:
+        session.execute(insert(HealthScore), rows)
+    logger.info(
+        "health scores of tenant %s rebuilt as of %s (%s)",
+        tenant,
+        latest,
+        "all accounts" if chosen is None else f"{len(chosen)} accounts",
+    )
+    return len(rows)
+
+
+def latest_metrics_month(session: Session, tenant: str) -> str | None:
+    """The tenant's latest month with a metrics record: the end of every score's window."""
+    latest: str | None = session.execute(
+        select(func.max(AccountMetric.month)).where(AccountMetric.tenant_id == tenant)
+    ).scalar_one_or_none()
+    return latest

@@ -19,7 +19,7 @@ from flagstage_app.gating import default_toggles
 from flagstage_app.knowledge import install_knowledge_base
 from flagstage_app.observability import install_metrics
 from flagstage_app.refreshing import default_refreshers, wait_for_refreshes
-from flagstage_app.routes import ingest, probes, query, refresh, toggle_status
+from flagstage_app.routes import feedback, ingest, probes, query, refresh, toggle_status, uploads
 from flagstage_app.settings import Settings, load_settings
 from flagstage_app.toggles.serving import install_live_toggles
 
@@ -72,10 +72,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_metrics(app)
     install_live_toggles(app)
     install_knowledge_base(app)
+    uploads.install_upload_pipeline(app)
 
     app.include_router(probes.router)
     app.include_router(query.router)
     app.include_router(ingest.router)
+    app.include_router(uploads.router)
+    app.include_router(feedback.router)
     app.include_router(refresh.router)
     app.include_router(toggle_status.router)
     return app

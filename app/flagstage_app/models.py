@@ -184,3 +184,63 @@ class RefreshJob(Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     summary: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class UploadReceipt(Base):
+    """A file uploaded with enhanced_upload on, by content hash: the same file loads once."""
+
+    __tablename__ = "upload_receipts"
+
+    tenant_id: Mapped[str] = mapped_column(
+        String(TENANT_ID_LENGTH), ForeignKey("tenants.tenant_id"), primary_key=True
+    )
+    content_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    dataset: Mapped[str] = mapped_column(String(32))
+    file_format: Mapped[str] = mapped_column(String(16))
+    rows_loaded: Mapped[int] = mapped_column(Integer)
+    rows_rejected: Mapped[int] = mapped_column(Integer)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AnswerRecord(Base):
+    """An answer the query endpoint gave, kept so feedback can name it by `answer_id`."""
+
+    __tablename__ = "answers"
+
+    tenant_id: Mapped[str] = mapped_column(String(TENANT_ID_LENGTH), primary_key=True)
+    answer_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    query: Mapped[str] = mapped_column(Text)
+    answered_by: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AnswerCitation(Base):
+    """A knowledge-base document an answer cited."""
+
+    __tablename__ = "answer_citations"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "answer_id"], ["answers.tenant_id", "answers.answer_id"]
+        ),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(String(TENANT_ID_LENGTH), primary_key=True)
+    answer_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    doc_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+
+
+class AnswerFeedback(Base):
+    """A tenant's rating of one answer: +1 helpful, -1 not; one per answer, the latest wins."""
+
+    __tablename__ = "answer_feedback"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "answer_id"], ["answers.tenant_id", "answers.answer_id"]
+        ),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(String(TENANT_ID_LENGTH), primary_key=True)
+    answer_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    rating: Mapped[int] = mapped_column(Integer)
+    comment: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

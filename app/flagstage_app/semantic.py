@@ -9,6 +9,7 @@ that no fallback could answer them. The answerer is called from a worker thread.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -26,6 +27,8 @@ class SemanticQuery:
     similarity_threshold: float
     session: Session
     fallback_from: str | None = None
+    # Similarity multipliers per document id (continuous learning); None ranks by similarity.
+    boosts: Mapping[str, float] | None = None
 
 
 @dataclass(frozen=True)

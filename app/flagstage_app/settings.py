@@ -46,6 +46,16 @@ class Settings(BaseSettings):
     )
     rag_similarity_threshold: float = Field(default=0.4, ge=0.0, le=1.0)
     rag_top_k: int = Field(default=10, ge=1, le=100)
+    upload_max_bytes: int = Field(
+        default=16 * 1024 * 1024,
+        ge=1,
+        description="Largest file `POST /api/uploads` takes with enhanced_upload on (413 above).",
+    )
+    upload_max_rows: int = Field(
+        default=100_000,
+        ge=1,
+        description="Most rows `POST /api/uploads` takes with enhanced_upload on (422 above).",
+    )
     run_migrations: bool = Field(
         default=True, description="Bring the database schema up to date at start-up."
     )

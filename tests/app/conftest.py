@@ -24,12 +24,16 @@ from flagstage_app.migrating import upgrade_database
 from flagstage_app.models import (
     Account,
     AccountMetric,
+    AnswerCitation,
+    AnswerFeedback,
+    AnswerRecord,
     HealthScore,
     KnowledgeDocument,
     MonthlyRevenue,
     RefreshJob,
     RevenueTotal,
     Tenant,
+    UploadReceipt,
 )
 from flagstage_app.settings import Settings
 from sqlalchemy import Engine, delete, text
@@ -43,6 +47,10 @@ ADMIN_TOKEN = "test-admin-token"
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 POSTGRES_ENV = "FLAGSTAGE_TEST_POSTGRES_URL"
 TABLES_CHILD_FIRST = (
+    AnswerFeedback,
+    AnswerCitation,
+    AnswerRecord,
+    UploadReceipt,
     RevenueTotal,
     MonthlyRevenue,
     HealthScore,
@@ -119,7 +127,7 @@ def settings(engine: Engine, database_url: str) -> Settings:
 @pytest.fixture
 def app(settings: Settings) -> FastAPI:
     application = create_app(settings)
-    application.state.toggles = toggles_with(temporal_analysis=True)
+    application.state.toggles = toggles_with(temporal_analysis=True, real_time_ingestion=True)
     return application
 
 

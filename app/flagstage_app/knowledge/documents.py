@@ -8,7 +8,7 @@ one tenant.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -42,20 +42,23 @@ def summarize_account(
     return " ".join(sentences)
 
 
-def account_summaries(session: Session, tenant: str) -> list[Document]:
-    accounts = session.scalars(
-        select(Account).where(Account.tenant_id == tenant).order_by(Account.account_id)
-    ).all()
+def account_summaries(
+    session: Session, tenant: str, accounts: Collection[str] | None = None
+) -> list[Document]:
+    """Summaries of `tenant`'s accounts (only of `accounts` when given)."""
+    account_query = select(Account).where(Account.tenant_id == tenant)
+    metric_query = select(AccountMetric).where(AccountMetric.tenant_id == tenant)
+    health_query = select(HealthScore).where(HealthScore.tenant_id == tenant)
+    if accounts is not None:
+        chosen = sorted(set(accounts))
+        account_query = account_query.where(Account.account_id.in_(chosen))
+        metric_query = metric_query.where(AccountMetric.account_id.in_(chosen))
+        health_query = health_query.where(HealthScore.account_id.in_(chosen))
+    rows = session.scalars(account_query.order_by(Account.account_id)).all()
     latest: dict[str, AccountMetric] = {}
-    metrics = session.scalars(
-        select(AccountMetric).where(AccountMetric.tenant_id == tenant).order_by(AccountMetric.month)
-    )
-    for metric in metrics:
+    for metric in session.scalars(metric_query.order_by(AccountMetric.month)):
         latest[metric.account_id] = metric
-    health = {
-        score.account_id: score
-        for score in session.scalars(select(HealthScore).where(HealthScore.tenant_id == tenant))
-    }
+    health = {score.account_id: score for score in session.scalars(health_query)}
     return [
         Document(
             tenant,
@@ -65,7 +68,7 @@ def account_summaries(session: Session, tenant: str) -> list[Document]:
                 account, latest.get(account.account_id), health.get(account.account_id)
             ),
         )
-        for account in accounts
+        for account in rows
     ]
 
 

@@ -14,7 +14,10 @@ than the search itself.
 
 Rebuilds never touch what is being served: new collections are filled first, then every alias
 is switched in one `update_collection_aliases` call, then the old collections are dropped. A
-rebuild that fails removes what it built and leaves the aliases as they were.
+rebuild that fails removes what it built and leaves the aliases as they were. `reindex` swaps
+the same way for one tenant, but embeds only the documents that changed: the others are copied
+with their stored vectors from the collection being served. Rebuilds and re-indexes take turns,
+so neither switches an alias away from what the other just built.
 """
 
 from __future__ import annotations
@@ -85,6 +88,7 @@ class KnowledgeIndex:
         self.local = local
         self._prefix = prefix
         self._lock = threading.RLock()
+        self._writing = threading.Lock()
 
     @contextmanager
     def _guard(self) -> Iterator[None]:
@@ -153,7 +157,77 @@ class KnowledgeIndex:
 
         Queries are served from the old collections until the single alias switch.
         """
-        build = datetime.now(UTC).strftime("%Y%m%d%H%M%S") + "_" + uuid.uuid4().hex[:6]
+        with self._writing:
+            return self._rebuild(documents)
+
+    def reindex(
+        self, tenant: str, documents: Sequence[Document], removed: Iterable[str] = ()
+    ) -> int:
+        """Re-embed `documents` and drop the `removed` doc ids in `tenant`'s index, atomically.
+
+        The rest of the tenant's documents keep their vectors. Does nothing (and returns 0)
+        while the tenant has no index: its first question builds it whole from SQL.
+        Returns the number of documents re-embedded.
+        """
+        with self._writing:
+            current = self.collection_of(tenant)
+            if current is None:
+                return 0
+            alias = self.alias_of(tenant)
+            target = f"{alias}__{_build_name()}"
+            skipped = {doc.doc_id for doc in documents} | set(removed)
+            try:
+                self._fill(target, tenant, documents)
+                self._copy_points(current, target, skipped)
+                with self._guard():
+                    self.client.update_collection_aliases(
+                        change_aliases_operations=[
+                            models.DeleteAliasOperation(
+                                delete_alias=models.DeleteAlias(alias_name=alias)
+                            ),
+                            models.CreateAliasOperation(
+                                create_alias=models.CreateAlias(
+                                    collection_name=target, alias_name=alias
+                                )
+                            ),
+                        ]
+                    )
+            except BaseException:
+                self._drop([target])
+                raise
+            self._drop([current])
+        logger.info(
+            "knowledge base of %s re-indexed: %d documents re-embedded, %d removed",
+            tenant,
+            len(documents),
+            len(skipped) - len(documents),
+        )
+        return len(documents)
+
+    def _copy_points(self, source: str, target: str, skipped: set[str]) -> None:
+        offset: Any = None
+        while True:
+            with self._guard():
+                records, offset = self.client.scroll(
+                    source,
+                    limit=UPSERT_BATCH_SIZE,
+                    offset=offset,
+                    with_payload=True,
+                    with_vectors=True,
+                )
+            points = [
+                models.PointStruct(id=record.id, vector=record.vector, payload=record.payload)
+                for record in records
+                if (record.payload or {}).get("doc_id") not in skipped
+            ]
+            if points:
+                with self._guard():
+                    self.client.upsert(target, points=points, wait=True)
+            if offset is None:
+                return
+
+    def _rebuild(self, documents: Mapping[str, Sequence[Document]]) -> dict[str, int]:
+        build = _build_name()
         built: dict[str, str] = {}
         try:
             for tenant, docs in documents.items():
@@ -235,6 +309,10 @@ class KnowledgeIndex:
                     self.client.delete_collection(collection)
             except Exception:
                 logger.warning("could not drop collection %s; it is left behind", collection)
+
+
+def _build_name() -> str:
+    return datetime.now(UTC).strftime("%Y%m%d%H%M%S") + "_" + uuid.uuid4().hex[:6]
 
 
 def _tenant_filter(tenant: str) -> models.Filter:

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -35,14 +36,19 @@ from flagstage_app.knowledge.answering import (
 )
 from flagstage_app.knowledge.documents import all_tenants, documents_by_tenant, tenant_documents
 from flagstage_app.knowledge.embedding import Embedder, LexicalEmbedder, OpenAIEmbedder
-from flagstage_app.knowledge.index import KnowledgeIndex
+from flagstage_app.knowledge.events import ReindexQueue
+from flagstage_app.knowledge.index import Hit, KnowledgeIndex
+from flagstage_app.learning import MAX_BOOST, boosted
 from flagstage_app.refreshing import RAG_KNOWLEDGE_BASE, RefreshContext, register_refresher
 from flagstage_app.semantic import SemanticAnswer, SemanticQuery, install_semantic_answerer
 from flagstage_app.settings import Settings
+from flagstage_app.toggles.metrics import FALLBACK_ERROR
+from flagstage_app.toggles.watcher import LiveToggles
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_QDRANT_PATH = "./var/qdrant"
+EVENT_DRIVEN_RAG = "event_driven_rag"
 OPENAI_TIMEOUT_SECONDS = 30.0
 
 
@@ -92,18 +98,23 @@ class KnowledgeBase:
             index.rebuild({question.tenant: docs})
 
         threshold = index.embedder.score_threshold(question.similarity_threshold)
+        boosts = question.boosts or {}
         try:
             hits = index.search(
                 question.tenant,
                 question.query,
-                top_k=question.top_k,
-                score_threshold=threshold,
+                # Boosted documents may climb from below the cut: look that far down first.
+                top_k=question.top_k + len(boosts),
+                score_threshold=threshold / (1 + MAX_BOOST) if boosts else threshold,
             )
         except (OpenAIError, ValueError) as err:
             raise KnowledgeBaseError(
                 f"the knowledge base could not search: {err}",
                 hint="check the embedding service and Qdrant, then ask again",
             ) from err
+        base_scores = {hit.doc_id: hit.score for hit in hits}
+        if boosts:
+            hits = rerank(hits, boosts, top_k=question.top_k, score_threshold=threshold)
 
         fallback: dict[str, str] | None = None
         if not hits:
@@ -124,6 +135,7 @@ class KnowledgeBase:
                     "doc_id": hit.doc_id,
                     "kind": hit.kind,
                     "score": round(hit.score, 4),
+                    "base_score": round(base_scores.get(hit.doc_id, hit.score), 4),
                     "text": hit.text,
                 }
                 for hit in hits
@@ -135,6 +147,9 @@ class KnowledgeBase:
                 "top_k": question.top_k,
                 "similarity_threshold": question.similarity_threshold,
                 "score_threshold": threshold,
+                "boosted": {
+                    hit.doc_id: round(boosts[hit.doc_id], 4) for hit in hits if hit.doc_id in boosts
+                },
             },
         }
         if fallback is not None:
@@ -148,6 +163,15 @@ class KnowledgeBase:
         return (
             f"knowledge base rebuilt: {sum(counts.values())} documents of {len(counts)} customers"
         )
+
+
+def rerank(
+    hits: Sequence[Hit], boosts: Mapping[str, float], *, top_k: int, score_threshold: float
+) -> list[Hit]:
+    """`hits` scored by similarity times their boost, best first, cut at `top_k`."""
+    scored = [replace(hit, score=boosted(hit.score, hit.doc_id, boosts)) for hit in hits]
+    kept = [hit for hit in scored if hit.score >= score_threshold]
+    return sorted(kept, key=lambda hit: (-hit.score, hit.doc_id))[:top_k]
 
 
 def qdrant_location(settings: Settings) -> str:
@@ -195,13 +219,25 @@ def install_knowledge_base(app: FastAPI) -> KnowledgeBase:
     app.state.knowledge_base = knowledge
     install_semantic_answerer(app, knowledge.answer)
     register_refresher(app, RAG_KNOWLEDGE_BASE, knowledge.refresh)
+
+    def count_failure(_tenant: str) -> None:
+        live = getattr(app.state, "live_toggles", None)
+        if isinstance(live, LiveToggles):
+            live.metrics.record_fallback(EVENT_DRIVEN_RAG, FALLBACK_ERROR)
+
+    app.state.reindex_queue = ReindexQueue(
+        app.state.session_factory, lambda: knowledge.index, on_failure=count_failure
+    )
     app.state.lifespan_hooks.append(_closing)
     return knowledge
 
 
 @asynccontextmanager
 async def _closing(app: FastAPI) -> AsyncIterator[None]:
+    queue: ReindexQueue = app.state.reindex_queue
+    queue.start()
     try:
         yield
     finally:
+        queue.stop()
         app.state.knowledge_base.close()
