@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
+import urllib3
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
@@ -53,6 +54,9 @@ from flagstage_operator.reconciling import (
 Log = logging.Logger | logging.LoggerAdapter[Any]
 
 RESYNC_INTERVAL_SECONDS = 300.0
+# Every call is bounded, so an API server that accepts connections but never answers (one
+# going down behind a load balancer) delays a tick instead of stopping the ticks for good.
+API_TIMEOUT_SECONDS = (10.0, 30.0)  # (connect, read)
 EVENT_MESSAGE_LIMIT = 1024
 APPLY_PATCH = "application/apply-patch+yaml"
 MERGE_PATCH = "application/merge-patch+json"
@@ -119,6 +123,7 @@ class Reconciler:
         self._statuses: dict[str, dict[str, Any]] = {}
         self._applied: dict[str, _Applied] = {}
         self._bodies: dict[str, dict[str, Any]] = {}
+        self._unreachable_since: float | None = None
 
     def _lock_for(self, uid: str) -> threading.Lock:
         with self._guard:
@@ -160,6 +165,18 @@ class Reconciler:
         metadata = body["metadata"]
         try:
             self.run(body, logger)
+        except urllib3.exceptions.HTTPError as err:
+            # The API server is down or restarting: one line per outage, not a traceback per
+            # rollout per tick. The watch reconnects by itself and the next tick catches up.
+            self.metrics.reconciles.labels("failed").inc()
+            self.metrics.failures.labels("unreachable").inc()
+            with self._guard:
+                first = self._unreachable_since is None
+                if first:
+                    self._unreachable_since = time.monotonic()
+            if first:
+                logger.warning("the API server is unreachable (%s); retrying every tick", err)
+            return
         except Exception:
             self.metrics.reconciles.labels("failed").inc()
             logger.exception(
@@ -167,6 +184,11 @@ class Reconciler:
                 metadata["namespace"],
                 metadata["name"],
             )
+            return
+        with self._guard:
+            since, self._unreachable_since = self._unreachable_since, None
+        if since is not None:
+            logger.info("the API server is reachable again after %.0fs", time.monotonic() - since)
 
     def _run(self, body: dict[str, Any], logger: Log, now: datetime) -> Outcome:
         uid = body["metadata"]["uid"]
@@ -209,7 +231,7 @@ class Reconciler:
             else self.apps.read_namespaced_stateful_set
         )
         try:
-            found = read(workload.name, namespace)
+            found = read(workload.name, namespace, _request_timeout=API_TIMEOUT_SECONDS)
         except ApiException as err:
             if err.status == 404:
                 return assess_workload(workload.kind, workload.name, None)
@@ -246,6 +268,7 @@ class Reconciler:
             field_manager=FIELD_MANAGER,
             force=True,
             _content_type=APPLY_PATCH,
+            _request_timeout=API_TIMEOUT_SECONDS,
         )
         self._applied[uid] = _Applied(fingerprint, time.monotonic())
         rendered = outcome.rendered
@@ -269,7 +292,9 @@ class Reconciler:
 
     def _config_map_differs(self, name: str, namespace: str, desired: Mapping[str, Any]) -> bool:
         try:
-            current = self.core.read_namespaced_config_map(name, namespace)
+            current = self.core.read_namespaced_config_map(
+                name, namespace, _request_timeout=API_TIMEOUT_SECONDS
+            )
         except ApiException as err:
             if err.status == 404:
                 return True
@@ -326,13 +351,20 @@ class Reconciler:
             if kind == "Deployment"
             else (self.apps.read_namespaced_stateful_set, self.apps.patch_namespaced_stateful_set)
         )
-        current = read(name, namespace)
+        current = read(name, namespace, _request_timeout=API_TIMEOUT_SECONDS)
         template_meta = current.spec.template.metadata or client.V1ObjectMeta()
         annotations = template_meta.annotations or {}
         if annotations.get(HASH_ANNOTATION) == config_hash:
             return False
         body = {"spec": {"template": {"metadata": {"annotations": {HASH_ANNOTATION: config_hash}}}}}
-        patch(name, namespace, body, field_manager=FIELD_MANAGER, _content_type=MERGE_PATCH)
+        patch(
+            name,
+            namespace,
+            body,
+            field_manager=FIELD_MANAGER,
+            _content_type=MERGE_PATCH,
+            _request_timeout=API_TIMEOUT_SECONDS,
+        )
         return True
 
     # -- status and Events ---------------------------------------------------------------------
@@ -357,6 +389,7 @@ class Reconciler:
                 {"status": patch},
                 field_manager=FIELD_MANAGER,
                 _content_type=MERGE_PATCH,
+                _request_timeout=API_TIMEOUT_SECONDS,
             )
         except ApiException as err:
             if err.status == 404:
@@ -398,7 +431,9 @@ class Reconciler:
             level, "rollout %s/%s: %s", metadata["namespace"], metadata["name"], notice.message
         )
         try:
-            self.core.create_namespaced_event(metadata["namespace"], cast(Any, event))
+            self.core.create_namespaced_event(
+                metadata["namespace"], cast(Any, event), _request_timeout=API_TIMEOUT_SECONDS
+            )
         except ApiException as err:
             # An Event is a courtesy; failing to post one must not fail the reconcile.
             self.metrics.failures.labels("event").inc()

@@ -99,6 +99,9 @@ def api_client() -> client.ApiClient:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     kopf.configure(verbose=args.verbose, log_prefix=True)
+    # urllib3 warns once per retried connection, three times per call while the API server
+    # restarts; the reconciler reports an outage once, and when it is over.
+    logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
 
     metrics = Metrics()
     if args.metrics_port:

@@ -11,6 +11,10 @@ ReplicaSet appears for a Deployment, no `default` ServiceAccount is created in a
 (hence the ServiceAccount admission plugin is off), and a deleted namespace stays Terminating.
 Tests therefore use a fresh namespace each rather than cleaning one up.
 
+`outage()` stops kube-apiserver (and etcd, if asked) and starts it again on the same ports,
+data and certificates, so clients holding the kubeconfig see one cluster go away and come
+back, as during an upgrade of the control plane.
+
 Finding the binaries is `assets`' job and making certificates is `pki`'s.
 """
 
@@ -33,7 +37,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -171,6 +175,7 @@ class ControlPlane:
         self._ca: pki.CertificateAuthority | None = None
         self._port = 0
         self._etcd_url = ""
+        self._etcd_ports: tuple[int, int] | None = None
 
     # -- what other code uses ------------------------------------------------------------------
 
@@ -354,6 +359,36 @@ class ControlPlane:
         else:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
+    @contextlib.contextmanager
+    def outage(self, *, etcd: bool = False) -> Iterator[None]:
+        """Stop kube-apiserver (and etcd with `etcd`) for the body of the `with` block.
+
+        Both come back on the same ports with the same data and certificates, and the block
+        exits once the API server is ready again:
+
+            with plane.outage(etcd=True):
+                time.sleep(5)  # clients see connections refused
+        """
+        if self._apiserver is None or self._etcd is None:
+            raise ControlPlaneError("the control plane is not running")
+        self._apiserver.stop()
+        self._apiserver = None
+        if etcd:
+            self._etcd.stop()
+            self._etcd = None
+        try:
+            yield
+        finally:
+            if self._etcd is None:
+                self._start_etcd(assets.find_binary("etcd"), keep=True)
+            self._start_apiserver(assets.find_binary("kube-apiserver"), keep=True)
+            logger.info("control plane back at %s", self.server)
+
+    def restart(self, *, etcd: bool = False) -> None:
+        """Restart kube-apiserver (and etcd with `etcd`) on the same ports and data."""
+        with self.outage(etcd=etcd):
+            pass
+
     def __enter__(self) -> ControlPlane:
         return self.start()
 
@@ -376,13 +411,18 @@ class ControlPlane:
                 logger.warning("%s lost its port to another process (attempt %s)", name, attempt)
         raise ControlPlaneError(f"{name} found its ports taken {PORT_ATTEMPTS} times in a row")
 
-    def _start_etcd(self, binary: Path) -> None:
-        client_port, peer_port = _free_ports(2)
+    def _start_etcd(self, binary: Path, *, keep: bool = False) -> None:
+        """Start etcd on new ports and data, or with `keep` on the ports and data it had."""
+        if keep and self._etcd_ports is not None:
+            client_port, peer_port = self._etcd_ports
+        else:
+            client_port, peer_port = _free_ports(2)
         client_url = f"http://127.0.0.1:{client_port}"
         peer_url = f"http://127.0.0.1:{peer_port}"
         data_dir = self.workdir / "etcd-data"
-        # A failed attempt may have initialised a member with the old peer URL.
-        shutil.rmtree(data_dir, ignore_errors=True)
+        if not keep:
+            # A failed attempt may have initialised a member with the old peer URL.
+            shutil.rmtree(data_dir, ignore_errors=True)
 
         self._etcd = _Process(
             "etcd",
@@ -402,10 +442,13 @@ class ControlPlane:
             self.log_paths["etcd"],
         )
         self._etcd_url = client_url
+        self._etcd_ports = (client_port, peer_port)
         self._wait_until(self._etcd, lambda: _http_ok(f"{client_url}/health"))
 
-    def _start_apiserver(self, binary: Path) -> None:
-        (self._port,) = _free_ports(1)
+    def _start_apiserver(self, binary: Path, *, keep: bool = False) -> None:
+        """Start kube-apiserver on a new port, or with `keep` on the port it had."""
+        if not (keep and self._port):
+            (self._port,) = _free_ports(1)
         pki_dir = self.workdir / "pki"
         args = [
             str(binary),
