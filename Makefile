@@ -48,6 +48,13 @@ run-stage: $(STAMP) ## Flip the running demo's toggles live: make run-stage STAG
 	$(VENV)/bin/flagstage-app features --rollout $(EXAMPLE) --stage $(STAGE) \
 		--features-dir $(FEATURES_DIR)
 
+# The whole system on this machine: a real API server, the operator, `flagstage sync` and the
+# app, with the example rollout's six stages DEMO_STAGE_SECONDS (30) long each. DEMO_SECONDS=N
+# stops after N seconds of watching; DEMO_PORT moves the app off 8000. Logs go to var/demo/.
+.PHONY: demo
+demo: $(STAMP) controlplane ## Run API server, operator, sync and app; watch a rollout walk its stages
+	$(PY) scripts/demo.py
+
 # The chart and the kustomize base carry copies of the CRD (Helm and kustomize read no file
 # outside their own directory); tests/delivery fails while a copy differs.
 CRD_FILE := crds/featurerollouts.flagstage.io.yaml

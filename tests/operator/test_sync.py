@@ -10,12 +10,15 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from flagstage_app.toggles import LiveToggles
 from flagstage_operator.syncing import data_hash
 from kubernetes import client
 
 from flagstage.projection import read_projection
+from flagstage.rendering import render_config
+from flagstage.validation import parse_rollout
 from tests.controlplane.launcher import ControlPlane
-from tests.operator.conftest import REPO, wait_for
+from tests.operator.conftest import REPO, load_example, wait_for
 
 FOLLOW_BOUND_SECONDS = 1.0
 EXIT_TIMEOUT_SECONDS = 10.0
@@ -199,3 +202,33 @@ def test_an_identity_without_rights_gets_a_clear_error(
     assert 'User "nobody" cannot list resource "configmaps"' in log
     assert "grant get, list and watch on configmaps" in log
     assert "Traceback" not in log
+
+
+def test_the_app_serves_the_next_stage_within_a_second_of_the_config_map_changing(
+    core: client.CoreV1Api,
+    kube_namespace: str,
+    tmp_path: Path,
+    start_sync: Callable[..., SyncProcess],
+) -> None:
+    rollout = parse_rollout(load_example("six-week-rollout.yaml"))
+    week_1, week_2 = (render_config(rollout, stage).data for stage in (0, 1))
+    core.create_namespaced_config_map(kube_namespace, config_map(week_1))
+    start_sync()
+    toggles = LiveToggles(tmp_path / "features", env={}, poll_interval_seconds=30.0)
+    toggles.start()
+    try:
+        wait_for("the app at week-1", lambda: toggles.current.stage == "week-1", timeout=15)
+        assert not toggles.current.is_enabled("temporal_analysis", "acme")
+
+        core.replace_namespaced_config_map("features", kube_namespace, config_map(week_2))
+        started = time.monotonic()
+        wait_for(
+            "the app at week-2",
+            lambda: toggles.current.stage == "week-2",
+            timeout=5,
+            interval=0.01,
+        )
+        assert time.monotonic() - started < FOLLOW_BOUND_SECONDS
+        assert toggles.current.is_enabled("temporal_analysis", "acme")
+    finally:
+        toggles.stop()
