@@ -12,7 +12,13 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-cache="${XDG_CACHE_HOME:-$HOME/.cache}/flagstage/controlplane"
+# Same fallbacks as the Python side (Path.home() reads the password database without HOME).
+home=${HOME:-$(getent passwd "$(id -u)" | cut -d: -f6)}
+cache="${XDG_CACHE_HOME:-$home/.cache}/flagstage/controlplane"
+# Go's official archive installs to /usr/local/go, which a non-login shell may not have on PATH.
+if ! command -v go >/dev/null && [[ -x /usr/local/go/bin/go ]]; then
+  PATH=/usr/local/go/bin:$PATH
+fi
 
 log() { printf 'controlplane: %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }
