@@ -28,11 +28,16 @@ class MountChurnError(OSError):
 
 @dataclass(frozen=True)
 class MountRead:
-    """One consistent read: `version` names it, `files` holds the requested keys present."""
+    """One consistent read: `version` names it, `files` holds the requested keys present.
+
+    `problem` says why a version that will not fix itself cannot be read (`..data` points at
+    nothing, a key is a directory or unreadable); the caller refuses that version.
+    """
 
     layout: Layout
     version: str
     files: Mapping[str, bytes] = field(default_factory=dict)
+    problem: str | None = None
 
 
 def read_mount(
@@ -61,22 +66,26 @@ def read_mount(
 def _read_version(root: Path, target: str, keys: tuple[str, ...]) -> MountRead | None:
     version_dir = root / target
     files: dict[str, bytes] = {}
+    problem: str | None = None
     try:
         for key in keys:
             try:
                 files[key] = (version_dir / key).read_bytes()
             except FileNotFoundError:
                 if not version_dir.is_dir():
-                    return None  # the version was removed under us: read the new one
+                    problem = f"{DATA_LINK} points to {target!r}, which does not exist"
+                    break
+            except (IsADirectoryError, PermissionError) as err:
+                problem = f"{key} in {target!r} cannot be read: {err.strerror}"
     except NotADirectoryError:
-        return None
+        problem = f"{DATA_LINK} points to {target!r}, which is not a directory"
     try:
         moved = os.readlink(root / DATA_LINK) != target
     except OSError:
         moved = True
     if moved:
-        return None
-    return MountRead("configmap", f"{DATA_LINK} -> {target}", files)
+        return None  # the version was replaced under us (and maybe removed): read the new one
+    return MountRead("configmap", f"{DATA_LINK} -> {target}", files, problem)
 
 
 def _signature(path: Path) -> str | None:

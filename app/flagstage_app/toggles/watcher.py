@@ -258,6 +258,9 @@ class LiveToggles:
         if read.version == self._seen_version:
             return False
         self._seen_version = read.version
+        if read.problem is not None:
+            self._refuse(read.version, read.problem, b"")
+            return False
 
         text = read.files.get(self._key)
         if text is None:
