@@ -234,7 +234,8 @@ class Demo:
                 "--name",
                 self.config_map_name(),
                 "--dir",
-                str(self.features_dir),
+                # Relative to the repository, where it runs, so its log lines stay short.
+                str(self.features_dir.relative_to(REPO)),
                 "--kubeconfig",
                 str(self.plane.kubeconfig),
             ],
