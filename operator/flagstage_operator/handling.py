@@ -464,7 +464,14 @@ def _apply_failed(
 ) -> Outcome:
     """Keep the old progress so the same change is tried again on the next tick."""
     generation = int(outcome.status.get("observedGeneration") or 0)
-    message = f"the ConfigMap could not be written: {err.status} {err.reason}"
+    rollout = outcome.rollout
+    assert rollout is not None
+    message = f"ConfigMap {rollout.config_map_name} could not be written: {err.status} {err.reason}"
+    if err.status == 403:
+        message += (
+            f"; grant the operator get, create and patch on configmaps in namespace "
+            f"{rollout.namespace}; it retries by itself"
+        )
     conditions = old.get("conditions") or []
     for kind, state in ((cond.READY, False), (cond.DEGRADED, True)):
         conditions = cond.set_condition(
