@@ -8,7 +8,7 @@ document's similarity by
 
     factor = 1 + MAX_BOOST * tanh(net / RATING_SCALE)
 
-so one rating moves a document by about 6%, and no number of ratings moves it by 20% or more
+so one rating moves a document by about 6%, and no number of ratings moves it by more than 20%
 either way. Nothing about the index changes: the boost is applied at query time, so deleting
 the feedback, or turning the feature off, gives the base ranking back at once. Feedback is
 stored whether the feature is on or not.
