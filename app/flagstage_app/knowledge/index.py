@@ -175,7 +175,9 @@ class KnowledgeIndex:
                 return 0
             alias = self.alias_of(tenant)
             target = f"{alias}__{_build_name()}"
-            skipped = {doc.doc_id for doc in documents} | set(removed)
+            changed = {doc.doc_id for doc in documents}
+            dropped = set(removed) - changed
+            skipped = changed | dropped
             try:
                 self._fill(target, tenant, documents)
                 self._copy_points(current, target, skipped)
@@ -200,7 +202,7 @@ class KnowledgeIndex:
             "knowledge base of %s re-indexed: %d documents re-embedded, %d removed",
             tenant,
             len(documents),
-            len(skipped) - len(documents),
+            len(dropped),
         )
         return len(documents)
 

@@ -6,6 +6,9 @@ A tenant whose index does not exist yet gets it built from SQL on its first ques
 `OPENAI_API_KEY` set, embeddings and answers come from OpenAI (or any compatible server at
 `OPENAI_BASE_URL`); without it, the offline lexical embedder and the extractive writer answer.
 When the chat model fails, the answer falls back to the extractive writer and says so.
+A question may carry per-document boosts (`continuous_learning`): retrieval then looks further
+down and re-ranks by similarity times boost (`rerank`). `app.state.reindex_queue` re-indexes a
+tenant's changed accounts in the background (`flagstage_app.knowledge.events`).
 
 Qdrant's local mode is opened lazily (first use) and closed at shutdown: it locks its
 directory, so only one process, and one app in a process, may hold it at a time.
