@@ -51,10 +51,27 @@ def check_tenant(value: str | None) -> str:
     return value
 
 
+def single_tenant_header(request: Request) -> str | None:
+    """The one `X-Customer-ID` value of `request`, None without one, a 400 for several.
+
+    Frameworks read the first of repeated headers and proxies may append theirs last, so two
+    values could name two tenants at once: such a request names none.
+    """
+    values = request.headers.getlist(TENANT_HEADER)
+    if len(values) > 1:
+        raise TenantError(
+            f"the {TENANT_HEADER} header is sent {len(values)} times; send it once",
+            status_code=400,
+        )
+    return values[0] if values else None
+
+
 def get_tenant(
+    request: Request,
     x_customer_id: Annotated[str | None, Header(alias=TENANT_HEADER)] = None,
 ) -> str:
     """FastAPI dependency: the validated tenant of the request."""
+    single_tenant_header(request)
     return check_tenant(x_customer_id)
 
 

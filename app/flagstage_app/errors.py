@@ -10,6 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 
@@ -111,3 +113,16 @@ def install_handlers(app: FastAPI) -> None:
         return JSONResponse(exc.to_json(), status_code=exc.status_code, headers=headers)
 
     app.add_exception_handler(AppError, handle_app_error)
+
+    async def handle_invalid_request(_request: Request, exc: Exception) -> JSONResponse:
+        # FastAPI's own handler echoes each invalid input and fails with a 500 on a body that
+        # is not UTF-8; this one answers the same 422, with such bytes shown replaced.
+        assert isinstance(exc, RequestValidationError)
+        errors = jsonable_encoder(exc.errors(), custom_encoder={bytes: _printable})
+        return JSONResponse({"detail": errors}, status_code=422)
+
+    app.add_exception_handler(RequestValidationError, handle_invalid_request)
+
+
+def _printable(raw: bytes) -> str:
+    return raw.decode("utf-8", errors="replace")

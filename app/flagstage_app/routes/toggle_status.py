@@ -15,7 +15,7 @@ from fastapi import APIRouter, Header, Request
 from pydantic import BaseModel
 
 from flagstage.snapshot import Snapshot
-from flagstage_app.deps import TENANT_HEADER, check_tenant
+from flagstage_app.deps import TENANT_HEADER, check_tenant, single_tenant_header
 from flagstage_app.toggles.layering import explain
 from flagstage_app.toggles.serving import request_toggles
 from flagstage_app.toggles.watcher import LiveToggles
@@ -71,6 +71,7 @@ def feature_status(
     request: Request,
     x_customer_id: Annotated[str | None, Header(alias=TENANT_HEADER)] = None,
 ) -> FeatureStatusResponse:
+    single_tenant_header(request)
     tenant = check_tenant(x_customer_id) if x_customer_id is not None else None
     snapshot: Snapshot = request_toggles(request)
     features = {}
