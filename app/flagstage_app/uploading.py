@@ -220,6 +220,17 @@ class UploadPipeline:
             raise IngestError(
                 f"the {file_format.upper()} file cannot be read: {err.message}"
             ) from err
+        except Exception as err:
+            if file_format == formats.CSV:
+                raise
+            # A reader of the extra formats failed on its own: CSV, the baseline, still works,
+            # so the caller gets a clear way forward instead of a server error.
+            logger.exception("%s reader failed for %s", file_format, upload.tenant)
+            record_fallback(MULTI_FORMAT_SUPPORT, FALLBACK_ERROR)
+            raise IngestError(
+                f"the {file_format.upper()} reader failed ({type(err).__name__}), so only CSV "
+                f"uploads work right now; send the data as CSV"
+            ) from err
         dataset = self._resolve_dataset(upload, toggles, columns, detected, fell_back)
         _check_columns(dataset, columns)
 

@@ -81,3 +81,22 @@ def test_it_stays_off_while_format_detection_is_off(app: FastAPI, client: TestCl
 
     assert refused.status_code == 415
     assert fallback_count(app, "format_detection", "off") == 1
+
+
+def test_when_a_format_reader_raises_the_caller_is_told_to_send_csv_and_it_is_counted(
+    app: FastAPI, client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    use_toggles(app, format_detection=True, multi_format_support=True)
+
+    def broken(*_args: Any, **_kwargs: Any) -> Any:
+        raise RuntimeError("reader crashed")
+
+    monkeypatch.setattr("flagstage_app.formats._read_json_array", broken)
+
+    response = post_upload(client, "acme", json_bytes(ACCOUNTS_HEADER, ACCOUNT_ROWS))
+    assert response.status_code == 422
+    assert "send the data as CSV" in response.json()["error"]["message"]
+    assert fallback_count(app, "multi_format_support", "error") == 1
+
+    # The baseline path still loads the same rows.
+    assert uploaded(client, "acme", csv_bytes(ACCOUNTS_HEADER, ACCOUNT_ROWS))["loaded"] == 2
