@@ -104,6 +104,11 @@ bench: $(STAMP) ## Run the benchmarks under bench/ and print their figures
 	$(PY) bench/bench_evaluation.py
 	$(PY) bench/bench_revenue.py $(BENCH_REVENUE_ARGS)
 
+# Starts its own kube-apiserver and etcd (as the kube tests do) and the operator; a few minutes.
+.PHONY: bench-operator
+bench-operator: $(STAMP) controlplane ## Time apply-to-ConfigMap and 1,000 rollouts at once, with peak RSS
+	$(PY) bench/bench_operator.py
+
 .PHONY: clean
 clean: ## Remove the virtualenv and caches (keeps the control-plane binary cache)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

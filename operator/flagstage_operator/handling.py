@@ -4,7 +4,8 @@
 differs: the ConfigMap is compared with what was last applied (and re-read from the server at
 least every `RESYNC_INTERVAL_SECONDS`), the status is patched only with the fields that
 changed, and workloads are patched only when the configuration hash moved. A timer tick on an
-unchanged rollout therefore costs no API call at all. The health gate's reads (the target
+unchanged rollout therefore costs no API call at all, and one that is also not due costs no
+decision either (`Reconciler.is_quiet`). The health gate's reads (the target
 workloads' status) happen only when the decision asks for them: while a stage is due or a
 change is being watched.
 
@@ -90,6 +91,15 @@ OWNED_STATUS_KEYS = frozenset(
 
 
 @dataclass
+class _Quiet:
+    """A rollout whose last reconcile went cleanly, and until when it decides nothing new."""
+
+    resource_version: str
+    until: datetime | None
+    resync_at: float
+
+
+@dataclass
 class _Applied:
     fingerprint: str
     checked_at: float
@@ -124,6 +134,7 @@ class Reconciler:
         self._applied: dict[str, _Applied] = {}
         self._bodies: dict[str, dict[str, Any]] = {}
         self._unreachable_since: float | None = None
+        self._quiet: dict[str, _Quiet] = {}
 
     def _lock_for(self, uid: str) -> threading.Lock:
         with self._guard:
@@ -152,17 +163,44 @@ class Reconciler:
             self._locks.pop(uid, None)
             self._statuses.pop(uid, None)
             self._applied.pop(uid, None)
+            self._quiet.pop(uid, None)
         self.metrics.forget_rollout(metadata["namespace"], metadata["name"])
 
     def run(self, body: Mapping[str, Any], logger: Log, *, now: datetime | None = None) -> Outcome:
         """Reconcile one rollout; returns the outcome (for tests and metrics)."""
-        uid = body["metadata"]["uid"]
+        metadata = body["metadata"]
+        uid = metadata["uid"]
         with self._lock_for(uid):
-            return self._run(plain(body), logger, now or datetime.now(UTC))
+            self._quiet.pop(uid, None)
+            outcome = self._run(plain(body), logger, now or datetime.now(UTC))
+            conditions = outcome.status.get("conditions") or []
+            if not (cond.is_true(conditions, cond.DEGRADED) or _not_ready(conditions)):
+                resync_at = time.monotonic() + RESYNC_INTERVAL_SECONDS
+                version = str(metadata.get("resourceVersion", ""))
+                self._quiet[uid] = _Quiet(version, outcome.quiet_until, resync_at)
+            return outcome
+
+    def is_quiet(self, body: Mapping[str, Any], now: datetime) -> bool:
+        """Whether reconciling this version of the rollout now would change nothing.
+
+        True when its last reconcile went cleanly, the rollout has not changed since, nothing
+        falls due before `now`, and the periodic re-read of its ConfigMap is not due either.
+        Anything that failed is never quiet, so the tick retries it.
+        """
+        metadata = body["metadata"]
+        quiet = self._quiet.get(metadata["uid"])
+        return (
+            quiet is not None
+            and quiet.resource_version == str(metadata.get("resourceVersion", ""))
+            and (quiet.until is None or now < quiet.until)
+            and time.monotonic() < quiet.resync_at
+        )
 
     def run_guarded(self, body: Mapping[str, Any], logger: Log) -> None:
         """`run` for the periodic tick: a failure is logged and counted, and retried next tick."""
         metadata = body["metadata"]
+        if self.is_quiet(body, datetime.now(UTC)):
+            return
         try:
             self.run(body, logger)
         except urllib3.exceptions.HTTPError as err:
@@ -258,7 +296,10 @@ class Reconciler:
 
         metadata = desired["metadata"]
         name, namespace = metadata["name"], metadata["namespace"]
-        if not self._config_map_differs(name, namespace, desired):
+        # A rollout that never had a configuration applied has, as a rule, no ConfigMap yet:
+        # write it without asking first (the apply takes over one that exists anyway).
+        never_applied = applied is None and not (body.get("status") or {}).get("configHash")
+        if not never_applied and not self._config_map_differs(name, namespace, desired):
             self._applied[uid] = _Applied(fingerprint, time.monotonic())
             return
         self.core.patch_namespaced_config_map(
@@ -457,6 +498,11 @@ class Reconciler:
             stage_index=int(stage.get("index", -1)),
             seconds_to_next=seconds,
         )
+
+
+def _not_ready(conditions: Sequence[Mapping[str, Any]]) -> bool:
+    found = cond.find(conditions, cond.READY)
+    return found is None or found.get("status") != cond.TRUE
 
 
 def _apply_failed(

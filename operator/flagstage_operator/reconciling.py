@@ -121,6 +121,10 @@ class Outcome:
     config_map: dict[str, Any] | None = None
     reload: bool = False
     next_at: datetime | None = None
+    # Until when the same object decides nothing new (None: until it changes). It is the
+    # decision's own instant while the health gate is waiting or watching, since workload
+    # health changes without any change to the rollout.
+    quiet_until: datetime | None = None
     problems: list[Problem] = field(default_factory=list)
 
     @property
@@ -375,6 +379,14 @@ class _Decision:
         waiting = [item for item in self.health() if item.state != AVAILABLE]
         return _listing(waiting) if waiting else None
 
+    def watching_workloads(self, now: datetime) -> bool:
+        """Whether the next decision depends on workload health: waiting, or inside a window."""
+        if not self.gated:
+            return False
+        return self.waiting_for is not None or (
+            self.watch_until is not None and now < self.watch_until
+        )
+
     @property
     def was_waiting(self) -> bool:
         conditions = self.old.get("conditions") or []
@@ -535,6 +547,7 @@ def reconcile(
         config_map=config_map,
         reload=rendered.config_hash != old.get("configHash"),
         next_at=next_at,
+        quiet_until=now if decision.watching_workloads(now) else next_at,
     )
 
 

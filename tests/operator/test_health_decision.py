@@ -220,10 +220,13 @@ def test_a_change_made_while_a_workload_was_already_down_is_not_blamed() -> None
 def test_a_quiet_tick_reads_no_workload() -> None:
     workloads = Workloads()
     body = _after(_body(), START, workloads)
+    watching = reconcile(body, now=START + timedelta(minutes=5), read_health=workloads)
+    assert watching.quiet_until == START + timedelta(minutes=5), "health may change any time"
     body = _after(body, START + timedelta(minutes=11), workloads)
     reads = workloads.reads
-    body = _after(body, START + timedelta(minutes=30), workloads)
+    quiet = reconcile(body, now=START + timedelta(minutes=30), read_health=workloads)
     assert workloads.reads == reads
+    assert quiet.quiet_until == START + HOUR
 
 
 def test_without_a_gate_the_workloads_are_never_read() -> None:

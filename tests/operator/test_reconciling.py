@@ -57,3 +57,11 @@ def test_a_status_patch_clears_what_the_new_status_drops() -> None:
         "pausedAt": None,
         "stage": 2,
     }
+
+
+def test_a_settled_rollout_is_quiet_until_its_next_stage() -> None:
+    body = _after(_body(), START + timedelta(minutes=90))
+    again = reconcile(body, now=START + timedelta(minutes=91))
+    assert again.quiet_until == START + timedelta(hours=2) == again.next_at
+    manual = _after(_body(promotion="Manual"), START)
+    assert reconcile(manual, now=START + timedelta(hours=5)).quiet_until is None
