@@ -102,6 +102,8 @@ BENCH_REVENUE_ARGS ?=
 .PHONY: bench
 bench: $(STAMP) ## Run the benchmarks under bench/ and print their figures
 	$(PY) bench/bench_evaluation.py
+	$(PY) bench/bench_toggle_swap.py
+	$(PY) bench/bench_semantic.py
 	$(PY) bench/bench_revenue.py $(BENCH_REVENUE_ARGS)
 
 # Starts its own kube-apiserver and etcd (as the kube tests do) and the operator; a few minutes.
