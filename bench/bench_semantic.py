@@ -22,49 +22,12 @@ from flagstage_app.knowledge.embedding import LexicalEmbedder
 from flagstage_app.knowledge.index import Document, KnowledgeIndex
 from qdrant_client import QdrantClient, models
 
-WORDS = [
-    "revenue",
-    "growth",
-    "churn",
-    "renewal",
-    "contract",
-    "invoice",
-    "discount",
-    "pipeline",
-    "expansion",
-    "onboarding",
-    "support",
-    "ticket",
-    "escalation",
-    "outage",
-    "latency",
-    "integration",
-    "migration",
-    "pricing",
-    "seat",
-    "license",
-    "quarter",
-    "forecast",
-    "upsell",
-    "downgrade",
-    "retention",
-    "adoption",
-    "dashboard",
-    "report",
-    "export",
-    "import",
-    "security",
-    "audit",
-    "compliance",
-    "region",
-    "europe",
-    "america",
-    "asia",
-    "enterprise",
-    "startup",
-    "retail",
-    "health",
-]
+VOCABULARY = (
+    "revenue growth churn renewal contract invoice discount pipeline expansion onboarding "
+    "support ticket escalation outage latency integration migration pricing seat license "
+    "quarter forecast upsell downgrade retention adoption dashboard report export import "
+    "security audit compliance region europe america asia enterprise startup retail health"
+)
 QUESTIONS = [
     "which accounts had a support escalation after the outage",
     "renewal risk for enterprise contracts in europe",
@@ -76,12 +39,13 @@ GOAL_MS = 20.0
 
 
 def documents_for(tenant: str, count: int, rng: random.Random) -> list[Document]:
+    words = VOCABULARY.split()
     return [
         Document(
             tenant,
             f"{tenant}-doc-{i}",
             "account_summary",
-            f"Account {tenant}-{i}: " + " ".join(rng.choice(WORDS) for _ in range(40)),
+            f"Account {tenant}-{i}: " + " ".join(rng.choice(words) for _ in range(40)),
         )
         for i in range(count)
     ]
