@@ -29,9 +29,8 @@ from flagstage_app.models import (
     MonthlyRevenue,
     RevenueTotal,
 )
-from flagstage_app.months import parse_month
 from flagstage_app.revenue import (
-    RANKED_WINDOWS,
+    account_rows,
     latest_month,
     materialize_monthly_revenue,
     revenue_series,
@@ -92,7 +91,6 @@ def refresh_account_revenue(
 
     rows: list[dict[str, object]] = []
     totals: list[dict[str, object]] = []
-    last_index = parse_month(last)
     for account_id, revenue, revenue_month in session.execute(
         select(Account.account_id, Account.revenue, Account.revenue_month).where(
             Account.tenant_id == tenant, Account.account_id.in_(chosen)
@@ -104,32 +102,9 @@ def refresh_account_revenue(
             growth=growth.get(account_id, {}),
             last_month=last,
         )
-        rows.extend(
-            {
-                "tenant_id": tenant,
-                "account_id": account_id,
-                "month": item.month,
-                "revenue": item.revenue,
-                "growth_pct": item.growth_pct,
-                "estimated": item.estimated,
-            }
-            for item in series
-        )
-        # The same sums of stored cent amounts a full rebuild writes to `revenue_totals`.
-        for window in RANKED_WINDOWS:
-            inside = [
-                item.revenue for item in series if last_index - parse_month(item.month) < window
-            ]
-            if inside:
-                totals.append(
-                    {
-                        "tenant_id": tenant,
-                        "window_months": window,
-                        "account_id": account_id,
-                        "last_month": last,
-                        "total": sum(inside, Decimal(0)),
-                    }
-                )
+        months, windows = account_rows(tenant, account_id, series, last)
+        rows.extend(months)
+        totals.extend(windows)
     if rows:
         session.execute(insert(MonthlyRevenue), rows)
     if totals:

@@ -127,6 +127,42 @@ def _growth_by_account(session: Session, tenant: str) -> dict[str, dict[str, Dec
     return growth
 
 
+Row = dict[str, object]
+
+
+def account_rows(
+    tenant: str, account_id: str, series: Sequence[MonthRevenue], last: str
+) -> tuple[list[Row], list[Row]]:
+    """One account's `monthly_revenue` rows and its `revenue_totals` rows, one per ranked
+    window ending at `last` (sums of the stored cent amounts, as the ranking reads them)."""
+    months: list[Row] = [
+        {
+            "tenant_id": tenant,
+            "account_id": account_id,
+            "month": item.month,
+            "revenue": item.revenue,
+            "growth_pct": item.growth_pct,
+            "estimated": item.estimated,
+        }
+        for item in series
+    ]
+    last_index = parse_month(last)
+    totals: list[Row] = []
+    for window in RANKED_WINDOWS:
+        inside = [item.revenue for item in series if last_index - parse_month(item.month) < window]
+        if inside:
+            totals.append(
+                {
+                    "tenant_id": tenant,
+                    "window_months": window,
+                    "account_id": account_id,
+                    "last_month": last,
+                    "total": sum(inside, Decimal(0)),
+                }
+            )
+    return months, totals
+
+
 def _series_rows(
     session: Session, tenant: str, last: str
 ) -> Iterator[tuple[list[dict[str, object]], list[dict[str, object]]]]:
@@ -137,7 +173,6 @@ def _series_rows(
             Account.tenant_id == tenant
         )
     )
-    last_index = parse_month(last)
     for account_id, revenue, revenue_month in accounts.all():
         series = revenue_series(
             base_revenue=Decimal(revenue),
@@ -145,33 +180,7 @@ def _series_rows(
             growth=growth.get(account_id, {}),
             last_month=last,
         )
-        months: list[dict[str, object]] = [
-            {
-                "tenant_id": tenant,
-                "account_id": account_id,
-                "month": item.month,
-                "revenue": item.revenue,
-                "growth_pct": item.growth_pct,
-                "estimated": item.estimated,
-            }
-            for item in series
-        ]
-        totals: list[dict[str, object]] = []
-        for window in RANKED_WINDOWS:
-            inside = [
-                item.revenue for item in series if last_index - parse_month(item.month) < window
-            ]
-            if inside:
-                totals.append(
-                    {
-                        "tenant_id": tenant,
-                        "window_months": window,
-                        "account_id": account_id,
-                        "last_month": last,
-                        "total": sum(inside, Decimal(0)),
-                    }
-                )
-        yield months, totals
+        yield account_rows(tenant, account_id, series, last)
 
 
 def materialize_monthly_revenue(session: Session, tenants: Sequence[str]) -> int:
