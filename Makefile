@@ -106,6 +106,21 @@ bench: $(STAMP) ## Run the benchmarks under bench/ and print their figures
 	$(PY) bench/bench_semantic.py
 	$(PY) bench/bench_revenue.py $(BENCH_REVENUE_ARGS)
 
+# tests/reliability runs in `make test` with small budgets; FLAGSTAGE_SOAK=1 raises hypothesis
+# example counts, config swaps and loop rounds (about 20 to 40 minutes on two cores).
+SOAK_TIMEOUT_SECONDS ?= 3600
+
+.PHONY: soak
+soak: $(STAMP) controlplane ## Run tests/reliability with large budgets (FLAGSTAGE_SOAK=1)
+	FLAGSTAGE_SOAK=1 $(PY) -m pytest tests/reliability -s --timeout=$(SOAK_TIMEOUT_SECONDS) \
+		$(PYTEST_ARGS)
+
+.PHONY: fuzz
+fuzz: $(STAMP) controlplane ## Fuzz core, webhook, operator and API server with bad rollouts
+	FLAGSTAGE_SOAK=1 $(PY) -m pytest tests/reliability/test_bad_rollouts_offline.py \
+		tests/reliability/test_bad_rollouts_on_apiserver.py -s \
+		--timeout=$(SOAK_TIMEOUT_SECONDS) $(PYTEST_ARGS)
+
 # Starts its own kube-apiserver and etcd (as the kube tests do) and the operator; a few minutes.
 .PHONY: bench-operator
 bench-operator: $(STAMP) controlplane ## Time apply-to-ConfigMap and 1,000 rollouts at once, with peak RSS
