@@ -17,6 +17,7 @@ from flagstage_app.db import make_engine, make_session_factory
 from flagstage_app.errors import install_handlers
 from flagstage_app.gating import default_toggles
 from flagstage_app.knowledge import install_knowledge_base
+from flagstage_app.limits import install_body_limits
 from flagstage_app.observability import install_metrics
 from flagstage_app.refreshing import default_refreshers, wait_for_refreshes
 from flagstage_app.routes import feedback, ingest, probes, query, refresh, toggle_status, uploads
@@ -70,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.refreshes_running = {}
     app.state.lifespan_hooks = []
     install_metrics(app)
+    install_body_limits(app)
     install_live_toggles(app)
     install_knowledge_base(app)
     uploads.install_upload_pipeline(app)
