@@ -126,6 +126,21 @@ fuzz: $(STAMP) controlplane ## Fuzz core, webhook, operator and API server with 
 bench-operator: $(STAMP) controlplane ## Time apply-to-ConfigMap and 1,000 rollouts at once, with peak RSS
 	$(PY) bench/bench_operator.py
 
+# Uses wrk when installed (apt-get install wrk), else a Python load generator; loopback only.
+BENCH_LOAD_ARGS ?=
+
+.PHONY: bench-load
+bench-load: $(STAMP) ## Load the app during 1,000 config swaps and dataset refreshes (wrk)
+	$(PY) bench/bench_load.py $(BENCH_LOAD_ARGS)
+
+# pip-audit asks the PyPI JSON API (or OSV with AUDIT_ARGS="-s osv") about every installed
+# package; --strict fails when a package could not be checked, so "nothing found" means it.
+AUDIT_ARGS ?=
+
+.PHONY: audit
+audit: $(STAMP) ## Audit the installed dependencies for known vulnerabilities (pip-audit, network)
+	$(VENV)/bin/pip-audit --strict --progress-spinner off $(AUDIT_ARGS)
+
 .PHONY: clean
 clean: ## Remove the virtualenv and caches (keeps the control-plane binary cache)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
