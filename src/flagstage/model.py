@@ -37,6 +37,8 @@ class _Model(BaseModel):
         populate_by_name=True,
         extra="forbid",
         frozen=True,
+        # As the CRD's schema does: "yes" is not a boolean, nor "50" a percentage.
+        strict=True,
     )
 
 
