@@ -49,11 +49,13 @@ def parse_rollout(manifest: Mapping[str, Any]) -> FeatureRollout:
         )
 
     try:
-        rollout = FeatureRollout(
-            name=name or "unnamed",
-            namespace=(metadata.get("namespace") or "default"),
-            generation=int(metadata.get("generation") or 0),
-            spec=manifest.get("spec"),
+        rollout = FeatureRollout.model_validate(
+            {
+                "name": name or "unnamed",
+                "namespace": metadata.get("namespace") or "default",
+                "generation": int(metadata.get("generation") or 0),
+                "spec": manifest.get("spec"),
+            }
         )
     except ValidationError as err:
         problems.extend(_problems_from_pydantic(err))
