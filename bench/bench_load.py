@@ -12,7 +12,7 @@ It reports requests per second, latency p50 and p99, and failed requests (non-2x
 transport errors; the goal is 0), and exits 1 when any request failed.
 
     python bench/bench_load.py [--seconds 20] [--connections 16] [--swaps 1000]
-        [--accounts 200] [--generator auto|wrk|python] [--json]
+        [--accounts 200] [--generator auto|wrk|python] [--no-refresh] [--json]
 
 Only loopback servers this script starts are loaded.
 """
@@ -314,7 +314,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             target=swap_configs, args=(str(features), args.swaps, args.seconds * 0.9, swaps_done)
         )
         refreshes: list[dict[str, Any]] = []
-        refresher = threading.Thread(target=refresh_everything, args=(url, refreshes))
+        refresher = threading.Thread(
+            target=refresh_everything if args.refresh else lambda *_: None, args=(url, refreshes)
+        )
         per_target = max(1, args.connections // len(TARGETS))
 
         results: list[LoadResult] = []
@@ -391,6 +393,12 @@ def main() -> None:
     parser.add_argument("--swaps", type=int, default=1000)
     parser.add_argument("--accounts", type=int, default=200, help="accounts per demo tenant")
     parser.add_argument("--generator", choices=("auto", "wrk", "python"), default="auto")
+    parser.add_argument(
+        "--refresh",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="refresh every dataset during the load (--no-refresh: a baseline without)",
+    )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     args = parser.parse_args()
     report = run(args)
