@@ -66,6 +66,10 @@ def single_tenant_header(request: Request) -> str | None:
     return values[0] if values else None
 
 
+# TODO: the header is trusted as sent, so this API must sit behind a gateway that authenticates
+# each caller and sets X-Customer-ID itself; exposed directly, any client can name any tenant.
+# This goes when requests carry a signed identity (a token whose claim names the tenant)
+# checked here.
 def get_tenant(
     request: Request,
     x_customer_id: Annotated[str | None, Header(alias=TENANT_HEADER)] = None,
