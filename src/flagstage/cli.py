@@ -36,6 +36,16 @@ class UsageError(FlagstageError):
     """The command could not run: a missing file, unreadable YAML, a bad option."""
 
 
+class _ManifestLoader(yaml.SafeLoader):
+    """Reads times as the strings kubectl sends, not as Python datetimes."""
+
+
+_ManifestLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
 def load_manifests(path: str) -> list[dict[str, Any]]:
     """Every FeatureRollout document in a YAML file (`-` reads standard input)."""
     try:
@@ -43,7 +53,7 @@ def load_manifests(path: str) -> list[dict[str, Any]]:
     except OSError as err:
         raise UsageError(f"cannot read {path}: {err.strerror}") from err
     try:
-        documents = [doc for doc in yaml.safe_load_all(text) if doc is not None]
+        documents = [doc for doc in yaml.load_all(text, Loader=_ManifestLoader) if doc is not None]
     except yaml.YAMLError as err:
         raise UsageError(f"{path} is not valid YAML: {err}") from err
     rollouts = [doc for doc in documents if isinstance(doc, dict) and doc.get("kind") == KIND]

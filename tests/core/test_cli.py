@@ -122,3 +122,15 @@ def test_the_command_is_installed_for_kubectl_too() -> None:
     )
     assert result.returncode == EXIT_REFUSED
     assert json.loads(result.stdout)[0]["name"] == "insights-broken"
+
+
+def test_an_unquoted_start_time_is_read_as_kubectl_reads_it(tmp_path: Path) -> None:
+    text = (
+        Path(SIX_WEEK)
+        .read_text()
+        .replace('start: "2026-11-30T09:00:00"', "start: 2026-11-30T09:00:00")
+    )
+    assert "start: 2026-11-30T09:00:00\n" in text
+    unquoted = tmp_path / "rollout.yaml"
+    unquoted.write_text(text)
+    assert run("validate", str(unquoted))[0] == EXIT_OK
