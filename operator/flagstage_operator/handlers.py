@@ -11,13 +11,16 @@ object with a timer: deleting a rollout would then wait for a running operator, 
 operator would need write access to rollouts just for that.
 
 Handlers are registered on a registry built per operator (`build_registry`), so the tick
-interval can be chosen at start-up and tests can run several operators.
+interval can be chosen at start-up and tests can run several operators. With leader election
+(`leadership`), every replica keeps watching and remembering rollouts, but only the holder of
+the Lease reconciles them; `liveness` hears of every event and tick, for the probe.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import kopf
@@ -26,6 +29,8 @@ from flagstage.model import API_GROUP, API_VERSION
 from flagstage_operator import OPERATOR_NAME
 from flagstage_operator.crd import PLURAL
 from flagstage_operator.handling import Log, Reconciler
+from flagstage_operator.leadership import Leadership
+from flagstage_operator.liveness import Liveness, register_probe
 
 tick_logger = logging.getLogger("flagstage_operator.ticks")
 
@@ -58,10 +63,18 @@ def configure_settings(settings: kopf.OperatorSettings) -> None:
 
 
 def build_registry(
-    reconciler: Reconciler, *, tick_seconds: float = DEFAULT_TICK_SECONDS
+    reconciler: Reconciler,
+    *,
+    tick_seconds: float = DEFAULT_TICK_SECONDS,
+    leadership: Leadership | None = None,
+    liveness: Liveness | None = None,
 ) -> kopf.OperatorRegistry:
-    """A kopf registry with the login, settings, event and timer handlers of one operator."""
+    """A kopf registry with the login, settings, event, tick and probe handlers of one operator."""
     registry = kopf.OperatorRegistry()
+
+    def acting() -> bool:
+        return leadership is None or leadership.leading
+
     kopf.on.login(registry=registry)(kopf.login_via_client)
 
     @kopf.on.startup(registry=registry)
@@ -75,28 +88,54 @@ def build_registry(
             logger.info("rollout %s/%s deleted", body.metadata.namespace, body.metadata.name)
             reconciler.forget(body)
             return
+        if liveness is not None:
+            liveness.saw_event()
         reconciler.remember(body)
-        if not body.metadata.get("deletionTimestamp"):
+        if acting() and not body.metadata.get("deletionTimestamp"):
             reconciler.run(body, logger)
 
-    ticking: list[asyncio.Task[None]] = []
+    background: list[asyncio.Task[None]] = []
 
     @kopf.on.startup(registry=registry)
     async def start_ticking(**_: Any) -> None:
-        ticking.append(asyncio.create_task(tick_forever(reconciler, tick_seconds)))
+        if leadership is not None:
+            leadership.start()
+        tick = tick_forever(reconciler, tick_seconds, acting=acting, liveness=liveness)
+        background.append(asyncio.create_task(tick))
+        if liveness is not None:
+            background.append(asyncio.create_task(liveness.heartbeat_forever()))
 
     @kopf.on.cleanup(registry=registry)
     async def stop_ticking(**_: Any) -> None:
-        for task in ticking:
+        for task in background:
             task.cancel()
+        if leadership is not None:
+            # Handing the Lease back lets a standby take over now rather than at expiry.
+            await asyncio.get_running_loop().run_in_executor(None, leadership.stop)
 
+    if liveness is not None:
+        register_probe(registry, liveness)
     return registry
 
 
-async def tick_forever(reconciler: Reconciler, tick_seconds: float) -> None:
-    """Reconcile every known rollout each `tick_seconds`, one after another, off the loop."""
+async def tick_forever(
+    reconciler: Reconciler,
+    tick_seconds: float,
+    *,
+    acting: Callable[[], bool] = lambda: True,
+    liveness: Liveness | None = None,
+) -> None:
+    """Reconcile every known rollout each `tick_seconds`, one after another, off the loop.
+
+    A replica that does not hold the Lease (`acting` false) skips the reconciles but still
+    counts the round, since its tick is as alive as the holder's.
+    """
     loop = asyncio.get_running_loop()
     while True:
         await asyncio.sleep(tick_seconds)
         for body in reconciler.known_rollouts():
+            if not acting():
+                break
             await loop.run_in_executor(None, reconciler.run_guarded, body, tick_logger)
+        if liveness is not None:
+            liveness.ticked()

@@ -2,7 +2,9 @@
 
 Connects with the in-cluster ServiceAccount when there is one, else with the kubeconfig
 (`KUBECONFIG` or `~/.kube/config`), the way kubectl does. Serves kopf's liveness probe and the
-Prometheus metrics on ports of their own, so a scrape never competes with the probe.
+Prometheus metrics on ports of their own, so a scrape never competes with the probe. The
+probe fails once the watch has not been shown current for a while (`liveness`). With
+`--leader-election`, replicas elect one holder of a Lease to act (`leadership`).
 """
 
 from __future__ import annotations
@@ -17,8 +19,22 @@ from kubernetes import client, config
 from prometheus_client import start_http_server
 
 from flagstage_operator import OPERATOR_NAME
-from flagstage_operator.handlers import DEFAULT_TICK_SECONDS, build_registry
+from flagstage_operator.handlers import (
+    DEFAULT_TICK_SECONDS,
+    WATCH_SERVER_TIMEOUT_SECONDS,
+    build_registry,
+)
 from flagstage_operator.handling import Reconciler
+from flagstage_operator.leadership import (
+    DEFAULT_LEASE_NAME,
+    DEFAULT_LEASE_SECONDS,
+    Leadership,
+    LeadershipError,
+    default_identity,
+    default_lease_namespace,
+    refresh_rollouts,
+)
+from flagstage_operator.liveness import Liveness, default_stale_after
 from flagstage_operator.metrics import Metrics
 from flagstage_operator.webhook import WebhookOptions, register_webhook
 
@@ -69,6 +85,36 @@ def build_parser() -> argparse.ArgumentParser:
         help="how often each rollout is checked for a due stage, in seconds "
         f"(default: {DEFAULT_TICK_SECONDS:g})",
     )
+    parser.add_argument(
+        "--liveness-stale-seconds",
+        type=float,
+        help="fail /healthz when the watch has not been shown current, or the tick has not "
+        "finished a round, for this long (default: 3 ticks plus the watch timeout, "
+        f"{default_stale_after(DEFAULT_TICK_SECONDS, WATCH_SERVER_TIMEOUT_SECONDS):g}s "
+        "with the default tick)",
+    )
+    election = parser.add_argument_group(
+        "leader election", "run several replicas; only the holder of a Lease acts"
+    )
+    election.add_argument(
+        "--leader-election", action="store_true", help="act only while holding the Lease"
+    )
+    election.add_argument(
+        "--lease-name",
+        default=DEFAULT_LEASE_NAME,
+        help=f"name of the Lease (default: {DEFAULT_LEASE_NAME})",
+    )
+    election.add_argument(
+        "--lease-namespace",
+        help="namespace of the Lease (default: POD_NAMESPACE, else the ServiceAccount's)",
+    )
+    election.add_argument(
+        "--lease-seconds",
+        type=float,
+        default=DEFAULT_LEASE_SECONDS,
+        help="how long a silent holder keeps the Lease before a standby takes over "
+        f"(default: {DEFAULT_LEASE_SECONDS:g})",
+    )
     webhook = parser.add_argument_group(
         "admission webhook", "serve the validating webhook (needs --webhook-port, -cert, -key)"
     )
@@ -107,12 +153,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.metrics_port:
         start_http_server(args.metrics_port, addr=args.bind_address, registry=metrics.registry)
         logger.info("metrics on http://%s:%s/metrics", args.bind_address, args.metrics_port)
-    liveness = (
+    endpoint = (
         f"http://{args.bind_address}:{args.health_port}/healthz" if args.health_port else None
     )
 
-    reconciler = Reconciler(api_client(), metrics=metrics)
-    registry = build_registry(reconciler, tick_seconds=args.tick_seconds)
+    api = api_client()
+    reconciler = Reconciler(api, metrics=metrics)
+    leadership = None
+    if args.leader_election:
+        try:
+            namespace = args.lease_namespace or default_lease_namespace()
+            leadership = Leadership(
+                api,
+                name=args.lease_name,
+                namespace=namespace,
+                identity=default_identity(),
+                lease_seconds=args.lease_seconds,
+                on_elected=lambda: refresh_rollouts(reconciler),
+            )
+        except LeadershipError as err:
+            build_parser().error(str(err))
+        # Events name the replica that wrote them, so a hand-over can be read off them.
+        reconciler.instance = leadership.identity
+    stale_after = args.liveness_stale_seconds or default_stale_after(
+        args.tick_seconds, WATCH_SERVER_TIMEOUT_SECONDS
+    )
+    liveness = Liveness(reconciler, stale_after_seconds=stale_after, namespaces=args.namespace)
+    registry = build_registry(
+        reconciler, tick_seconds=args.tick_seconds, leadership=leadership, liveness=liveness
+    )
     if args.webhook_port:
         if not (args.webhook_cert and args.webhook_key):
             build_parser().error("--webhook-port needs --webhook-cert and --webhook-key")
@@ -131,7 +200,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         standalone=True,
         clusterwide=not namespaces,
         namespaces=namespaces,
-        liveness_endpoint=liveness,
+        liveness_endpoint=endpoint,
     )
     return 0
 
