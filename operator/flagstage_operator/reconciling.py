@@ -545,7 +545,9 @@ def reconcile(
         rollout=rollout,
         rendered=rendered,
         config_map=config_map,
-        reload=rendered.config_hash != old.get("configHash"),
+        # A reload that failed last time is tried again, though the recorded hash moved on.
+        reload=rendered.config_hash != old.get("configHash")
+        or cond.reason_of(old.get("conditions") or [], cond.DEGRADED) == cond.RELOAD_FAILED,
         next_at=next_at,
         quiet_until=now if decision.watching_workloads(now) else next_at,
     )

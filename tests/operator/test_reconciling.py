@@ -65,3 +65,12 @@ def test_a_settled_rollout_is_quiet_until_its_next_stage() -> None:
     assert again.quiet_until == START + timedelta(hours=2) == again.next_at
     manual = _after(_body(promotion="Manual"), START)
     assert reconcile(manual, now=START + timedelta(hours=5)).quiet_until is None
+
+
+def test_a_reload_that_failed_is_tried_again_on_the_next_reconcile() -> None:
+    body = _after(_body(), START + timedelta(minutes=90))
+    body["status"]["conditions"] = [
+        {**c, "status": "True", "reason": "ReloadFailed"} if c["type"] == "Degraded" else c
+        for c in body["status"]["conditions"]
+    ]
+    assert reconcile(body, now=START + timedelta(minutes=91)).reload
