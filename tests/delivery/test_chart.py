@@ -44,6 +44,8 @@ def test_ci_values_cover_the_scopes_and_the_app() -> None:
         "with-app-values.yaml",
         "with-webhook-values.yaml",
         "with-cert-manager-values.yaml",
+        "leader-election-values.yaml",
+        "with-sync-sidecar-values.yaml",
     } <= names
 
 
@@ -147,6 +149,101 @@ def test_app_mounts_its_rollouts_config_map_as_a_directory(helm: Helm) -> None:
     assert app["spec"]["selector"] != operator["spec"]["selector"]
 
 
+def test_leader_election_lets_replicas_elect_a_holder_over_a_lease(helm: Helm) -> None:
+    objects = helm.objects(
+        settings=["leaderElection.enabled=true", "replicaCount=3", "leaderElection.leaseSeconds=20"]
+    )
+
+    operator = find_object(objects, "Deployment", "flagstage")
+    container = operator["spec"]["template"]["spec"]["containers"][0]
+    env = {item["name"]: item for item in container["env"]}
+    role = find_object(objects, "Role", "flagstage-leader-election")
+    binding = find_object(objects, "RoleBinding", "flagstage-leader-election")
+    assert operator["spec"]["replicas"] == 3
+    assert {
+        "--leader-election",
+        "--lease-name=flagstage",
+        "--lease-namespace=flagstage-system",
+        "--lease-seconds=20",
+    } <= set(container["args"])
+    assert env["POD_NAMESPACE"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
+    # A standby takes over from an old pod as it hands the Lease back, so pods can roll.
+    assert operator["spec"]["strategy"] == {"type": "RollingUpdate"}
+    assert role["metadata"]["namespace"] == binding["metadata"]["namespace"] == "flagstage-system"
+    assert {resource for rule in role["rules"] for resource in rule["resources"]} == {"leases"}
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "flagstage", "namespace": "flagstage-system"}
+    ]
+
+
+def test_without_leader_election_there_is_one_replica_and_no_lease(helm: Helm) -> None:
+    objects = helm.objects(settings=["operator.extraEnv[0].name=TZ"])
+
+    operator = find_object(objects, "Deployment", "flagstage")
+    container = operator["spec"]["template"]["spec"]["containers"][0]
+    assert not any(arg.startswith("--lease") for arg in container["args"])
+    assert "--leader-election" not in container["args"]
+    assert [item["name"] for item in container["env"]] == ["TZ"]
+    assert not [obj for obj in objects if obj["kind"] in {"Role", "RoleBinding"}]
+
+
+def test_more_operator_replicas_are_allowed_with_leader_election_only(helm: Helm) -> None:
+    alone = helm.template(settings=["replicaCount=2"], check=False)
+    elected = helm.template(settings=["replicaCount=2", "leaderElection.enabled=true"])
+
+    assert alone.returncode != 0
+    assert elected.returncode == 0
+
+
+def test_app_follows_its_config_map_through_a_sync_sidecar(helm: Helm) -> None:
+    objects = helm.objects(values=[CHART / "ci" / "with-sync-sidecar-values.yaml"])
+
+    spec = find_object(objects, "Deployment", "flagstage-app")["spec"]["template"]["spec"]
+    operator = find_object(objects, "Deployment", "flagstage")["spec"]["template"]["spec"]
+    app, sidecar = spec["containers"]
+    volumes = {volume["name"]: volume for volume in spec["volumes"]}
+    app_mounts = {mount["name"]: mount for mount in app["volumeMounts"]}
+    sidecar_mounts = {mount["name"]: mount for mount in sidecar["volumeMounts"]}
+    env = {item["name"]: item.get("value") for item in app["env"]}
+    role = find_object(objects, "Role", "flagstage-app-sync")
+    binding = find_object(objects, "RoleBinding", "flagstage-app-sync")
+    account = find_object(objects, "ServiceAccount", "flagstage-app")
+
+    assert sidecar["name"] == "sync"
+    # The operator's image is the one that has the `flagstage` command.
+    assert sidecar["image"] == operator["containers"][0]["image"]
+    assert sidecar["command"] == [
+        "flagstage",
+        "sync",
+        "--namespace=flagstage-system",
+        "--name=insights-api-features",
+        "--dir=/etc/flagstage/features",
+        "--resync-seconds=30",
+    ]
+    # The app reads what the sidecar writes, and no ConfigMap volume is left behind.
+    assert not [volume for volume in spec["volumes"] if "configMap" in volume]
+    assert "emptyDir" in volumes["features"]
+    assert env["FEATURES_CONFIG_DIR"] == app_mounts["features"]["mountPath"]
+    assert sidecar_mounts["features"]["mountPath"] == app_mounts["features"]["mountPath"]
+    assert app_mounts["features"]["readOnly"] is True
+    # Only the sidecar holds a token, of an account that may read that one ConfigMap.
+    assert spec["automountServiceAccountToken"] is False
+    assert spec["serviceAccountName"] == account["metadata"]["name"]
+    assert "projected" in volumes[sidecar_mounts["sync-token"]["name"]]
+    assert not any("projected" in volumes[name] for name in app_mounts)
+    assert role["rules"] == [
+        {
+            "apiGroups": [""],
+            "resources": ["configmaps"],
+            "resourceNames": ["insights-api-features"],
+            "verbs": ["get", "list", "watch"],
+        }
+    ]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "flagstage-app", "namespace": "flagstage-system"}
+    ]
+
+
 def test_service_monitor_selects_the_metrics_service(helm: Helm) -> None:
     objects = helm.objects(settings=["metrics.serviceMonitor.enabled=true"])
 
@@ -193,6 +290,10 @@ def test_image_digest_wins_over_the_tag(helm: Helm) -> None:
     ("setting", "message"),
     [
         ("replicaCount=2", "at '/replicaCount': maximum: got 2, want 1"),
+        ("leaderElection.leaseSeconds=0", "at '/leaderElection/leaseSeconds'"),
+        ("leaderElection.leaseName=Leader_Lease", "at '/leaderElection/leaseName'"),
+        ("app.syncSidecar.resyncSeconds=0", "at '/app/syncSidecar/resyncSeconds'"),
+        ("app.syncSidecar.enable=true", "additional properties 'enable' not allowed"),
         ("image.pullPolicy=Sometimes", "at '/image/pullPolicy': value must be one of"),
         ("watchNamespaces={Team_A}", "at '/watchNamespaces/0'"),
         ("operator.tickSeconds=0", "at '/operator/tickSeconds'"),

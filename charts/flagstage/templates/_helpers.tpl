@@ -128,8 +128,8 @@ into one Role per watched namespace. Every rule is matched by a call in the oper
 - events (core v1): posted by the reconciler and by kopf.
 - deployments, statefulsets: read, then the pod template's checksum annotation is patched for
   reloadStrategy Rolling.
-kopf runs standalone with resource scanning off, so it needs no peering objects, leases,
-namespaces or CustomResourceDefinitions.
+kopf runs standalone with resource scanning off, so it needs no peering objects, namespaces
+or CustomResourceDefinitions; leader election gets its own Role for its Lease.
 */}}
 {{- define "flagstage.operator.rules" -}}
 - apiGroups: ["flagstage.io"]
@@ -190,4 +190,39 @@ Creating cannot be limited by name; patching is.
   resources: ["validatingwebhookconfigurations"]
   resourceNames: [{{ include "flagstage.webhook.configurationName" . | quote }}]
   verbs: ["patch"]
+{{- end }}
+
+{{/* The Lease the operator's replicas elect their holder over, in the operator's namespace. */}}
+{{- define "flagstage.leaderElection.leaseName" -}}
+{{- default (include "flagstage.fullname" .) .Values.leaderElection.leaseName }}
+{{- end }}
+
+{{/*
+What leader election needs: read and renew its own Lease, and create it on the first start.
+Creating cannot be limited by name, the other two are.
+*/}}
+{{- define "flagstage.leaderElection.rules" -}}
+- apiGroups: ["coordination.k8s.io"]
+  resources: ["leases"]
+  verbs: ["create"]
+- apiGroups: ["coordination.k8s.io"]
+  resources: ["leases"]
+  resourceNames: [{{ include "flagstage.leaderElection.leaseName" . | quote }}]
+  verbs: ["get", "update"]
+{{- end }}
+
+{{/* The app's ServiceAccount, which only its `flagstage sync` sidecar holds a token of. */}}
+{{- define "flagstage.app.serviceAccountName" -}}
+{{- include "flagstage.app.fullname" . }}
+{{- end }}
+
+{{/*
+What the sync sidecar needs: read the one ConfigMap, and list and watch it narrowed to its
+name (a field selector on metadata.name), which the authorizer matches against resourceNames.
+*/}}
+{{- define "flagstage.app.syncRules" -}}
+- apiGroups: [""]
+  resources: ["configmaps"]
+  resourceNames: [{{ .Values.app.featuresConfigMap | quote }}]
+  verbs: ["get", "list", "watch"]
 {{- end }}
