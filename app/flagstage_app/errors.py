@@ -7,6 +7,7 @@ turns them into `{"error": {...}}` bodies, so no route formats errors by hand.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -116,9 +117,10 @@ def install_handlers(app: FastAPI) -> None:
 
     async def handle_invalid_request(_request: Request, exc: Exception) -> JSONResponse:
         # FastAPI's own handler echoes each invalid input and fails with a 500 on a body that
-        # is not UTF-8; this one answers the same 422, with such bytes shown replaced.
+        # is not UTF-8 or holds Infinity or NaN; this one answers the same 422, with such
+        # inputs shown as text.
         assert isinstance(exc, RequestValidationError)
-        errors = jsonable_encoder(exc.errors(), custom_encoder={bytes: _printable})
+        errors = _json_safe(jsonable_encoder(exc.errors(), custom_encoder={bytes: _printable}))
         return JSONResponse({"detail": errors}, status_code=422)
 
     app.add_exception_handler(RequestValidationError, handle_invalid_request)
@@ -126,3 +128,13 @@ def install_handlers(app: FastAPI) -> None:
 
 def _printable(raw: bytes) -> str:
     return raw.decode("utf-8", errors="replace")
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(item) for item in value]
+    return value

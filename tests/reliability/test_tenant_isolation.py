@@ -455,6 +455,20 @@ def test_each_tenant_still_sees_exactly_its_own_accounts_after_the_fuzzing(
         assert not names & {name for other in others for name in other.names}
 
 
+@pytest.mark.parametrize("body", [b"Infinity", b"NaN", b'{"rating": -Infinity}', b"\x80\xff"])
+@pytest.mark.parametrize("path", ["/api/feedback", "/api/rag-qdrant/query"])
+def test_a_body_json_cannot_echo_is_refused_not_a_server_error(
+    seeded: Seeded, path: str, body: bytes
+) -> None:
+    response = seeded.client.post(
+        path,
+        content=body,
+        headers={TENANT_HEADER: "alpha", "Content-Type": "application/json"},
+    )
+    assert response.status_code in (400, 422), response.text
+    assert response.json()["detail"]
+
+
 def test_a_customer_id_sent_twice_is_refused_whichever_comes_first(seeded: Seeded) -> None:
     for path in ("/api/feedback/boosts", "/api/feature-status"):
         for pair in (("alpha", "bravo"), ("bravo", "alpha"), ("alpha", "alpha")):
