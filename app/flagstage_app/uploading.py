@@ -257,6 +257,11 @@ class UploadPipeline:
                     self._write(outcome, records, toggles, fell_back, self._load_enhanced)
                 except (IngestError, _Duplicate):
                     raise
+                except UploadError as err:
+                    # The caller's data is wrong, not the feature: no fallback, no traceback.
+                    raise IngestError(
+                        err.message, details=[problem.to_json() for problem in err.problems]
+                    ) from err
                 except Exception as err:
                     # Its transaction rolled back: load the plain way instead.
                     logger.exception("enhanced upload of %s failed", upload.tenant)

@@ -165,3 +165,15 @@ def test_when_validation_raises_the_plain_load_runs_and_the_fallback_is_counted(
     ]
     assert fallback_count(app, "enhanced_upload", "error") == 1
     assert top_accounts(client, "acme") == [("A2", "2000.00"), ("A1", "1000.00")]
+
+
+def test_a_file_without_rows_is_the_callers_error_not_a_feature_failure(
+    app: FastAPI, client: TestClient
+) -> None:
+    use_toggles(app, **ON)
+
+    response = post_upload(client, "acme", csv_bytes(ACCOUNTS_HEADER, []))
+
+    assert response.status_code == 422
+    assert "has no accounts rows" in response.json()["error"]["message"]
+    assert fallback_count(app, "enhanced_upload", "error") == 0
