@@ -20,7 +20,16 @@ from flagstage_app.knowledge import install_knowledge_base
 from flagstage_app.limits import install_body_limits
 from flagstage_app.observability import install_metrics
 from flagstage_app.refreshing import default_refreshers, wait_for_refreshes
-from flagstage_app.routes import feedback, ingest, probes, query, refresh, toggle_status, uploads
+from flagstage_app.routes import (
+    feedback,
+    ingest,
+    notes,
+    probes,
+    query,
+    refresh,
+    toggle_status,
+    uploads,
+)
 from flagstage_app.settings import Settings, load_settings
 from flagstage_app.toggles.serving import install_live_toggles
 
@@ -81,6 +90,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ingest.router)
     app.include_router(uploads.router)
     app.include_router(feedback.router)
+    app.include_router(notes.router)
     app.include_router(refresh.router)
     app.include_router(toggle_status.router)
     return app
