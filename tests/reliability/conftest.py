@@ -24,7 +24,12 @@ import uvicorn
 from fastapi import FastAPI
 from flagstage_app.main import create_app
 from flagstage_app.settings import Settings
+from flagstage_operator.crd import CRD_NAME, CRD_PATH
 from hypothesis import HealthCheck, settings
+
+from tests.controlplane.launcher import ControlPlane
+from tests.operator.conftest import Cluster
+from tests.reliability.operators import TemplateRecorder, deployment
 
 SOAK = os.environ.get("FLAGSTAGE_SOAK", "") == "1"
 SERVER_START_TIMEOUT_SECONDS = 30.0
@@ -119,3 +124,24 @@ def make_running_app(clean_feature_env: None) -> Iterator[Any]:
     yield _make
     for running in started:
         stop_serving(running)
+
+
+@pytest.fixture
+def cluster(control_plane: ControlPlane, kube_namespace: str) -> Iterator[Cluster]:
+    """The test's namespace on the shared control plane, with the FeatureRollout CRD served."""
+    control_plane.kubectl("apply", "--server-side", "-f", str(CRD_PATH))
+    control_plane.kubectl("wait", "--for=condition=Established", "--timeout=30s", f"crd/{CRD_NAME}")
+    with control_plane.api_client() as api:
+        yield Cluster(api, kube_namespace)
+
+
+@pytest.fixture
+def recorder(control_plane: ControlPlane, cluster: Cluster) -> Iterator[TemplateRecorder]:
+    """The Rolling workload, and a watch that records every config hash its pod template had."""
+    cluster.apps.create_namespaced_deployment(cluster.namespace, deployment())
+    with control_plane.api_client() as api:
+        watching = TemplateRecorder(api, cluster.namespace).start()
+        try:
+            yield watching
+        finally:
+            watching.stop()

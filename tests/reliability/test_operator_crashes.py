@@ -22,7 +22,6 @@ from functools import partial
 from pathlib import Path
 
 import pytest
-from flagstage_operator.crd import CRD_NAME, CRD_PATH
 from kubernetes import client
 
 from flagstage.durations import parse_time
@@ -35,7 +34,6 @@ from tests.reliability.operators import (
     NAME,
     KillableOperator,
     TemplateRecorder,
-    deployment,
     history_without_reasons,
     live_rollout,
     planned_history,
@@ -56,25 +54,6 @@ LOGGED_IN = "Initial authentication has finished."
 # they land all along it.
 STAGE_SECONDS = max(6, math.ceil(KILLS * 2.5 / STAGES))
 SEED = int(os.environ.get("FLAGSTAGE_CRASH_SEED", "20260907"))
-
-
-@pytest.fixture
-def cluster(control_plane: ControlPlane, kube_namespace: str) -> Iterator[Cluster]:
-    control_plane.kubectl("apply", "--server-side", "-f", str(CRD_PATH))
-    control_plane.kubectl("wait", "--for=condition=Established", "--timeout=30s", f"crd/{CRD_NAME}")
-    with control_plane.api_client() as api:
-        yield Cluster(api, kube_namespace)
-
-
-@pytest.fixture
-def recorder(control_plane: ControlPlane, cluster: Cluster) -> Iterator[TemplateRecorder]:
-    cluster.apps.create_namespaced_deployment(cluster.namespace, deployment())
-    with control_plane.api_client() as api:
-        watching = TemplateRecorder(api, cluster.namespace).start()
-        try:
-            yield watching
-        finally:
-            watching.stop()
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from flagstage_operator.crd import CRD_NAME, CRD_PATH
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
@@ -27,7 +26,6 @@ from tests.reliability.operators import (
     NAME,
     KillableOperator,
     TemplateRecorder,
-    deployment,
     history_without_reasons,
     live_rollout,
     planned_history,
@@ -45,25 +43,6 @@ LEASE_SECONDS = 3
 TAKEOVER_SLACK_SECONDS = 3
 WRITES = re.compile(r"wrote ConfigMap|rolls to config|moved from")
 IDENTITY = re.compile(r"(\S+) stands for leader on Lease")
-
-
-@pytest.fixture
-def cluster(control_plane: ControlPlane, kube_namespace: str) -> Iterator[Cluster]:
-    control_plane.kubectl("apply", "--server-side", "-f", str(CRD_PATH))
-    control_plane.kubectl("wait", "--for=condition=Established", "--timeout=30s", f"crd/{CRD_NAME}")
-    with control_plane.api_client() as api:
-        yield Cluster(api, kube_namespace)
-
-
-@pytest.fixture
-def recorder(control_plane: ControlPlane, cluster: Cluster) -> Iterator[TemplateRecorder]:
-    cluster.apps.create_namespaced_deployment(cluster.namespace, deployment())
-    with control_plane.api_client() as api:
-        watching = TemplateRecorder(api, cluster.namespace).start()
-        try:
-            yield watching
-        finally:
-            watching.stop()
 
 
 @pytest.fixture
