@@ -17,6 +17,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,8 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from flagstage.model import API_GROUP, API_VERSION
-from tests.controlplane.launcher import ControlPlane
+from tests.controlplane.assets import AssetsMissingError
+from tests.controlplane.launcher import ControlPlane, ControlPlaneError
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "manifests" / "examples"
@@ -268,3 +270,25 @@ def start_operator(
 @pytest.fixture
 def operator(start_operator: Callable[..., OperatorProcess]) -> OperatorProcess:
     return start_operator()
+
+
+@contextmanager
+def dedicated_control_plane(
+    request: pytest.FixtureRequest, namespace: str
+) -> Iterator[ControlPlane]:
+    """A control plane of the caller's own, with the CRD served and `namespace` created.
+
+    For tests that stop or restart the API server, which must not take the shared one down.
+    """
+    plane = ControlPlane()
+    try:
+        plane.start()
+    except (AssetsMissingError, ControlPlaneError) as err:
+        pytest.fail(f"a dedicated control plane did not start: {err}", pytrace=False)
+    try:
+        plane.kubectl("apply", "--server-side", "-f", str(CRD_PATH))
+        plane.kubectl("wait", "--for=condition=Established", "--timeout=30s", f"crd/{CRD_NAME}")
+        plane.kubectl("create", "namespace", namespace)
+        yield plane
+    finally:
+        plane.stop(keep_files=request.session.testsfailed > 0)

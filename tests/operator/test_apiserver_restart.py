@@ -12,12 +12,17 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from flagstage_operator.crd import CRD_NAME, CRD_PATH
 
 from flagstage.durations import parse_time
-from tests.controlplane.assets import AssetsMissingError
-from tests.controlplane.launcher import ControlPlane, ControlPlaneError
-from tests.operator.conftest import Cluster, OperatorProcess, fast_copy, load_example, wait_for
+from tests.controlplane.launcher import ControlPlane
+from tests.operator.conftest import (
+    Cluster,
+    OperatorProcess,
+    dedicated_control_plane,
+    fast_copy,
+    load_example,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.kube, pytest.mark.slow]
 
@@ -28,18 +33,8 @@ NAMESPACE = "restarts"
 
 @pytest.fixture(scope="module")
 def own_plane(request: pytest.FixtureRequest) -> Iterator[ControlPlane]:
-    plane = ControlPlane()
-    try:
-        plane.start()
-    except (AssetsMissingError, ControlPlaneError) as err:
-        pytest.fail(f"the second control plane did not start: {err}", pytrace=False)
-    try:
-        plane.kubectl("apply", "--server-side", "-f", str(CRD_PATH))
-        plane.kubectl("wait", "--for=condition=Established", "--timeout=30s", f"crd/{CRD_NAME}")
-        plane.kubectl("create", "namespace", NAMESPACE)
+    with dedicated_control_plane(request, NAMESPACE) as plane:
         yield plane
-    finally:
-        plane.stop(keep_files=request.session.testsfailed > 0)
 
 
 @pytest.fixture

@@ -15,11 +15,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from flagstage_operator.crd import CRD_NAME, CRD_PATH
 
-from tests.controlplane.assets import AssetsMissingError
-from tests.controlplane.launcher import STOP_TIMEOUT_SECONDS, ControlPlane, ControlPlaneError
-from tests.operator.conftest import Cluster, OperatorProcess, wait_for
+from tests.controlplane.launcher import STOP_TIMEOUT_SECONDS, ControlPlane
+from tests.operator.conftest import Cluster, OperatorProcess, dedicated_control_plane, wait_for
 from tests.reliability.operators import NAME, walking_rollout
 
 pytestmark = [pytest.mark.kube, pytest.mark.slow]
@@ -33,18 +31,8 @@ SLACK_SECONDS = 4.0
 
 @pytest.fixture(scope="module")
 def own_plane(request: pytest.FixtureRequest) -> Iterator[ControlPlane]:
-    plane = ControlPlane()
-    try:
-        plane.start()
-    except (AssetsMissingError, ControlPlaneError) as err:
-        pytest.fail(f"the liveness test's control plane did not start: {err}", pytrace=False)
-    try:
-        plane.kubectl("apply", "--server-side", "-f", str(CRD_PATH))
-        plane.kubectl("wait", "--for=condition=Established", "--timeout=30s", f"crd/{CRD_NAME}")
-        plane.kubectl("create", "namespace", NAMESPACE)
+    with dedicated_control_plane(request, NAMESPACE) as plane:
         yield plane
-    finally:
-        plane.stop(keep_files=request.session.testsfailed > 0)
 
 
 @pytest.fixture
