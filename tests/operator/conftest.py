@@ -292,3 +292,21 @@ def dedicated_control_plane(
         yield plane
     finally:
         plane.stop(keep_files=request.session.testsfailed > 0)
+
+
+def deployment(name: str) -> dict[str, Any]:
+    """A one-replica Deployment to reload; no kubelet runs, so only its pod template matters."""
+    labels = {"app": name}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {"containers": [{"name": "api", "image": "registry.invalid/api:1"}]},
+            },
+        },
+    }

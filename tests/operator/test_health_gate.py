@@ -12,7 +12,14 @@ from typing import Any
 
 from flagstage.cli import main as flagstage
 from tests.controlplane.launcher import ControlPlane
-from tests.operator.conftest import Cluster, OperatorProcess, fast_copy, load_example, wait_for
+from tests.operator.conftest import (
+    Cluster,
+    OperatorProcess,
+    deployment,
+    fast_copy,
+    load_example,
+    wait_for,
+)
 
 NAME = "insights-api"
 CONFIG_MAP = "insights-api-features"
@@ -26,21 +33,7 @@ def _gated_rollout(*, stage_seconds: int, window: str) -> dict[str, Any]:
 
 
 def _create_deployment(cluster: Cluster) -> None:
-    labels = {"app": NAME}
-    body = {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": NAME},
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": labels},
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {"containers": [{"name": "api", "image": "registry.invalid/api:1"}]},
-            },
-        },
-    }
-    cluster.apps.create_namespaced_deployment(cluster.namespace, body)
+    cluster.apps.create_namespaced_deployment(cluster.namespace, deployment(NAME))
 
 
 def _report_available(cluster: Cluster, available: int) -> None:

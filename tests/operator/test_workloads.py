@@ -22,6 +22,7 @@ from tests.operator.conftest import (
     REPO,
     Cluster,
     OperatorProcess,
+    deployment,
     fast_copy,
     load_example,
     wait_for,
@@ -31,23 +32,6 @@ HASH = "flagstage.io/config-hash"
 NAME = "insights-api"
 CONFIG_MAP = "insights-api-features"
 RBAC = REPO / "manifests" / "operator" / "rbac.yaml"
-
-
-def _deployment(name: str) -> dict[str, Any]:
-    labels = {"app": name}
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name},
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": labels},
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {"containers": [{"name": "api", "image": "registry.invalid/api:1"}]},
-            },
-        },
-    }
 
 
 def _rolling_rollout() -> dict[str, Any]:
@@ -65,7 +49,7 @@ def _template_hash(cluster: Cluster) -> tuple[str | None, int]:
 def test_rolling_reload_patches_the_pod_template_once_per_change_and_not_on_restart(
     cluster: Cluster, start_operator: Callable[..., OperatorProcess]
 ) -> None:
-    cluster.apps.create_namespaced_deployment(cluster.namespace, _deployment(NAME))
+    cluster.apps.create_namespaced_deployment(cluster.namespace, deployment(NAME))
     running = start_operator()
     cluster.create(_rolling_rollout())
     first = cluster.wait_stage(NAME, "week-1", timeout=10)
@@ -161,7 +145,7 @@ def test_the_operator_works_with_only_its_role(
     control_plane: ControlPlane,
     start_operator: Callable[..., OperatorProcess],
 ) -> None:
-    cluster.apps.create_namespaced_deployment(cluster.namespace, _deployment(NAME))
+    cluster.apps.create_namespaced_deployment(cluster.namespace, deployment(NAME))
     kubeconfig = _grant_operator_role(control_plane, cluster.namespace)
     operator = start_operator(kubeconfig)
 

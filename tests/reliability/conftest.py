@@ -27,9 +27,10 @@ from flagstage_app.settings import Settings
 from flagstage_operator.crd import CRD_NAME, CRD_PATH
 from hypothesis import HealthCheck, settings
 
+from tests.app.knowledge.conftest import fake_openai  # noqa: F401 (a fixture used here too)
 from tests.controlplane.launcher import ControlPlane
-from tests.operator.conftest import Cluster
-from tests.reliability.operators import TemplateRecorder, deployment
+from tests.operator.conftest import Cluster, deployment
+from tests.reliability.operators import WORKLOAD, TemplateRecorder
 
 SOAK = os.environ.get("FLAGSTAGE_SOAK", "") == "1"
 SERVER_START_TIMEOUT_SECONDS = 30.0
@@ -138,7 +139,7 @@ def cluster(control_plane: ControlPlane, kube_namespace: str) -> Iterator[Cluste
 @pytest.fixture
 def recorder(control_plane: ControlPlane, cluster: Cluster) -> Iterator[TemplateRecorder]:
     """The Rolling workload, and a watch that records every config hash its pod template had."""
-    cluster.apps.create_namespaced_deployment(cluster.namespace, deployment())
+    cluster.apps.create_namespaced_deployment(cluster.namespace, deployment(WORKLOAD))
     with control_plane.api_client() as api:
         watching = TemplateRecorder(api, cluster.namespace).start()
         try:

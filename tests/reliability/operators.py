@@ -64,23 +64,6 @@ def walking_rollout(*, stages: int, stage_seconds: int, lead_seconds: int = 0) -
     }
 
 
-def deployment(name: str = WORKLOAD) -> dict[str, Any]:
-    labels = {"app": name}
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name},
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": labels},
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {"containers": [{"name": "api", "image": "registry.invalid/api:1"}]},
-            },
-        },
-    }
-
-
 def live_rollout(cluster: Cluster) -> FeatureRollout:
     """The rollout as stored, parsed by the core (its generation is part of the render)."""
     return parse_rollout(manifest_of(cluster.rollout(NAME)))

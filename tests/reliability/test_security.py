@@ -10,10 +10,8 @@ from __future__ import annotations
 import logging
 import secrets
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -26,7 +24,7 @@ from flagstage_app.routes.refresh import require_admin
 from pydantic import SecretStr
 from starlette.routing import BaseRoute
 
-from tests.app.knowledge.conftest import FakeOpenAI, _handler
+from tests.app.knowledge.conftest import FakeOpenAI
 from tests.reliability.conftest import RunningApp, app_settings
 
 TENANT = {"X-Customer-ID": "acme"}
@@ -170,19 +168,6 @@ def test_bodies_within_the_limits_are_served_as_before(app: FastAPI) -> None:
 
 
 # -- secrets in logs -------------------------------------------------------------------------
-
-
-@pytest.fixture
-def fake_openai() -> Iterator[FakeOpenAI]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(FakeOpenAI("")))
-    state = FakeOpenAI(f"http://127.0.0.1:{server.server_address[1]}/v1")
-    server.RequestHandlerClass = _handler(state)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield state
-    server.shutdown()
-    server.server_close()
-    thread.join()
 
 
 def test_the_admin_token_and_the_openai_key_never_reach_the_logs(
