@@ -46,7 +46,7 @@ from flagstage_app.refreshing import RAG_KNOWLEDGE_BASE, RefreshContext, registe
 from flagstage_app.semantic import SemanticAnswer, SemanticQuery, install_semantic_answerer
 from flagstage_app.settings import Settings
 from flagstage_app.toggles.metrics import FALLBACK_ERROR
-from flagstage_app.toggles.watcher import LiveToggles
+from flagstage_app.toggles.serving import record_app_fallback
 
 logger = logging.getLogger(__name__)
 
@@ -224,9 +224,7 @@ def install_knowledge_base(app: FastAPI) -> KnowledgeBase:
     register_refresher(app, RAG_KNOWLEDGE_BASE, knowledge.refresh)
 
     def count_failure(_tenant: str) -> None:
-        live = getattr(app.state, "live_toggles", None)
-        if isinstance(live, LiveToggles):
-            live.metrics.record_fallback(EVENT_DRIVEN_RAG, FALLBACK_ERROR)
+        record_app_fallback(app, EVENT_DRIVEN_RAG, FALLBACK_ERROR)
 
     app.state.reindex_queue = ReindexQueue(
         app.state.session_factory, lambda: knowledge.index, on_failure=count_failure

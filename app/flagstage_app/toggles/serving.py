@@ -72,7 +72,12 @@ def request_toggles(request: Request) -> Any:
 
 def record_fallback(request: Request, feature: str, reason: str) -> None:
     """Count that this request took the baseline path instead of `feature`'s (`off`, `error`)."""
-    live = getattr(request.app.state, "live_toggles", None)
+    record_app_fallback(request.app, feature, reason)
+
+
+def record_app_fallback(app: FastAPI, feature: str, reason: str) -> None:
+    """Count a fallback outside a request, e.g. in a background worker of `app`."""
+    live = getattr(app.state, "live_toggles", None)
     if isinstance(live, LiveToggles):
         live.metrics.record_fallback(feature, reason)
 
